@@ -1,0 +1,11 @@
+# Shared paths for the project's scripts. Source it; it defines variables only.
+# Everything fetched or built lives under one cache so repeated runs (and CI) stay fast.
+DASS_CACHE="${DASS_GGUF_CACHE:-$HOME/.cache/dass-gguf}"
+LLAMA_CPP_VERSION="0.3.36"                      # the llama-cpp-python sdist that vendors llama.cpp
+LLAMA_BIN="$DASS_CACHE/llama.cpp-$LLAMA_CPP_VERSION/bin"
+VENV="$DASS_CACHE/venv"
+PY="$VENV/bin/python"
+MODELS="$DASS_CACHE/models"
+TEXT="$DASS_CACHE/text"
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export DASS_CACHE LLAMA_CPP_VERSION LLAMA_BIN VENV PY MODELS TEXT REPO_ROOT

@@ -1,0 +1,108 @@
+//! The library's error type. Every variant carries enough context (file, tensor, key, byte
+//! offset) for a user to act on it; the binary adds nothing but the exit code.
+
+use std::path::PathBuf;
+
+use crate::ggml_type::GgmlType;
+
+/// Errors from reading, validating and writing GGUF and imatrix files.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An operating-system I/O failure, with the path it concerned.
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// An error inside a particular file.
+    #[error("{}: {source}", path.display())]
+    InFile {
+        path: PathBuf,
+        #[source]
+        source: Box<Error>,
+    },
+
+    /// The file ends before a structure that must be there.
+    #[error("truncated file: {what} needs {needed} bytes at offset {offset}, but only {available} remain")]
+    Truncated {
+        what: String,
+        offset: u64,
+        needed: u64,
+        available: u64,
+    },
+
+    /// The file is not a GGUF file at all.
+    #[error("not a GGUF file: magic is {found:02x?}, expected \"GGUF\"")]
+    BadMagic { found: [u8; 4] },
+
+    /// A GGUF version this tool cannot read.
+    #[error("{0}")]
+    UnsupportedVersion(String),
+
+    /// A structurally invalid GGUF file (the message says what and where).
+    #[error("invalid GGUF: {0}")]
+    Invalid(String),
+
+    /// A metadata key whose type is not what the reader needs.
+    #[error("metadata key '{key}' has type {found}, expected {expected}")]
+    KeyType {
+        key: String,
+        found: String,
+        expected: String,
+    },
+
+    /// A metadata key that must be present is missing.
+    #[error("metadata key '{0}' is missing")]
+    MissingKey(String),
+
+    /// A tensor whose type cannot be converted to f32.
+    #[error("tensor '{tensor}': cannot dequantize type {ty}")]
+    CannotDequantize { tensor: String, ty: GgmlType },
+
+    /// A tensor that is not where it should be, or has the wrong shape or type.
+    #[error("tensor '{tensor}': {message}")]
+    Tensor { tensor: String, message: String },
+
+    /// A malformed imatrix file.
+    #[error("invalid imatrix: {0}")]
+    Imatrix(String),
+
+    /// Split GGUF shards that do not form one model.
+    #[error("split model: {0}")]
+    Split(String),
+
+    /// An output path that would overwrite one of the inputs.
+    #[error("refusing to write {output}: it is the same file as the input {input}")]
+    OutputIsInput { output: PathBuf, input: PathBuf },
+
+    /// A writer used out of order (a bug in the caller, reported rather than panicking).
+    #[error("GGUF writer: {0}")]
+    WriterState(String),
+
+    /// A safetensors header that cannot be parsed.
+    #[error("safetensors: {0}")]
+    Safetensors(String),
+}
+
+/// Shorthand for results with the library's error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Wraps an I/O error with the path it happened on.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// The error without the file context wrapped around it.
+    pub fn innermost(&self) -> &Error {
+        match self {
+            Error::InFile { source, .. } => source.innermost(),
+            other => other,
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! dass-gguf: prune the weights of large language models in GGUF files for llama.cpp.
+//!
+//! This crate reads GGUF models and llama.cpp imatrix files, dequantizes ggml types exactly,
+//! and writes GGUF v3 byte for byte where nothing changes.
+
+pub mod dequant;
+pub mod error;
+pub mod ggml_type;
+pub mod gguf;
+pub mod imatrix;
+pub mod inspect;
+
+pub use error::{Error, Result};
