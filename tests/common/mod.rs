@@ -1,0 +1,70 @@
+//! Shared helpers for integration tests: where the real files live, and how to skip loudly.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The cache the set-up scripts fill (`scripts/common.sh` uses the same rule).
+pub fn cache_dir() -> PathBuf {
+    match std::env::var_os("DASS_GGUF_CACHE") {
+        Some(p) => PathBuf::from(p),
+        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/dass-gguf"),
+    }
+}
+
+/// Models that `DASS_REQUIRE_REAL_FILES` names (comma-separated, e.g. `smollm2`) must be
+/// present: a missing file then fails the test instead of skipping it.
+fn required(model: &str) -> bool {
+    std::env::var("DASS_REQUIRE_REAL_FILES")
+        .map(|v| v.split(',').any(|m| m.trim() == model || m.trim() == "all"))
+        .unwrap_or(false)
+}
+
+/// The path of a real file of `model` (e.g. `smollm2`, `model.f32.gguf`), or `None` after
+/// printing why the test is skipped.
+pub fn real_file(model: &str, file: &str) -> Option<PathBuf> {
+    let p = cache_dir().join("models").join(model).join(file);
+    if p.exists() {
+        return Some(p);
+    }
+    if required(model) {
+        panic!("{} is missing; run scripts/setup.sh", p.display());
+    }
+    eprintln!("SKIPPED: {} is absent (scripts/setup.sh makes it)", p.display());
+    None
+}
+
+/// The venv's Python with gguf-py, or `None` after printing why the test is skipped.
+pub fn oracle_python(model_for_requirement: &str) -> Option<PathBuf> {
+    let p = cache_dir().join("venv/bin/python");
+    if p.exists() {
+        return Some(p);
+    }
+    if required(model_for_requirement) {
+        panic!("{} is missing; run scripts/setup.sh", p.display());
+    }
+    eprintln!("SKIPPED: {} is absent (scripts/python-env.sh makes it)", p.display());
+    None
+}
+
+/// Runs a Python oracle script from `scripts/oracle/` and panics with its output on failure.
+pub fn run_oracle(python: &Path, script: &str, args: &[&std::ffi::OsStr]) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/oracle").join(script);
+    let out = Command::new(python)
+        .arg(&script)
+        .args(args)
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "{} failed:\n{}\n{}",
+        script.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The repository's `fixtures/` directory.
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)
+}
