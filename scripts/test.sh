@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The project's test command (README.md names it; .ci/run calls it):
+# set-up (cached), formatting, lints, every test, and the real-file checks on SmolLM2.
+set -euo pipefail
+HERE="$(cd "$(dirname "$0")" && pwd)"
+. "$HERE/common.sh"
+cd "$REPO_ROOT"
+
+bash "$HERE/setup.sh"
+
+echo "test: == cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "test: == cargo clippy (warnings denied)"
+cargo clippy --all-targets --release -- -D warnings
+
+echo "test: == cargo test (SmolLM2 real files required)"
+DASS_REQUIRE_REAL_FILES=smollm2 cargo test --release --all-targets
+DASS_REQUIRE_REAL_FILES=smollm2 cargo test --release --doc
