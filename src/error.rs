@@ -81,6 +81,10 @@ pub enum Error {
     #[error("GGUF writer: {0}")]
     WriterState(String),
 
+    /// Options or inputs that make the requested pruning impossible.
+    #[error("{0}")]
+    Plan(String),
+
     /// A safetensors header that cannot be parsed.
     #[error("safetensors: {0}")]
     Safetensors(String),

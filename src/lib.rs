@@ -9,5 +9,6 @@ pub mod ggml_type;
 pub mod gguf;
 pub mod imatrix;
 pub mod inspect;
+pub mod roles;
 
 pub use error::{Error, Result};
