@@ -34,7 +34,11 @@ fn assert_round_trip(src: &Path) {
         panic!("{}: first differing byte at offset {pos}", src.display());
     }
     assert_eq!(a.len(), b.len(), "{}: lengths differ", src.display());
-    eprintln!("round trip byte-identical: {} ({} bytes)", src.display(), a.len());
+    eprintln!(
+        "round trip byte-identical: {} ({} bytes)",
+        src.display(),
+        a.len()
+    );
 }
 
 fn round_trip_model(model: &str, files: &[&str]) {
@@ -47,7 +51,10 @@ fn round_trip_model(model: &str, files: &[&str]) {
 
 #[test]
 fn smollm2_round_trips_byte_identically() {
-    round_trip_model("smollm2", &["model.q4_1.gguf", "model.f16.gguf", "model.f32.gguf"]);
+    round_trip_model(
+        "smollm2",
+        &["model.q4_1.gguf", "model.f16.gguf", "model.f32.gguf"],
+    );
 }
 
 #[test]
@@ -71,10 +78,18 @@ struct DumpEntry {
 
 /// Dequantizes every tensor of `src` with the library and with gguf-py; all bits must agree.
 fn assert_dequant_matches_gguf_py(model: &str, file: &str) {
-    let Some(src) = common::real_file(model, file) else { return };
-    let Some(py) = common::oracle_python(model) else { return };
+    let Some(src) = common::real_file(model, file) else {
+        return;
+    };
+    let Some(py) = common::oracle_python(model) else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
-    common::run_oracle(&py, "dequant_dump.py", &[src.as_os_str(), dir.path().as_os_str()]);
+    common::run_oracle(
+        &py,
+        "dequant_dump.py",
+        &[src.as_os_str(), dir.path().as_os_str()],
+    );
     let manifest: Vec<DumpEntry> =
         serde_json::from_reader(File::open(dir.path().join("manifest.json")).unwrap()).unwrap();
     let gguf = GgufFile::open(&src).unwrap();
@@ -146,11 +161,19 @@ struct ImatrixDumpEntry {
 /// The GGUF imatrix reader agrees with gguf-py's view of the same file, and the legacy
 /// `.dat` written from the same statistics gives the same normalised values.
 fn assert_imatrix_agrees(model: &str, model_file: &str) {
-    let Some(gguf_path) = common::real_file(model, "imatrix.gguf") else { return };
-    let Some(py) = common::oracle_python(model) else { return };
+    let Some(gguf_path) = common::real_file(model, "imatrix.gguf") else {
+        return;
+    };
+    let Some(py) = common::oracle_python(model) else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("imatrix.json");
-    common::run_oracle(&py, "imatrix_dump.py", &[gguf_path.as_os_str(), json.as_os_str()]);
+    common::run_oracle(
+        &py,
+        "imatrix_dump.py",
+        &[gguf_path.as_os_str(), json.as_os_str()],
+    );
     let dump: ImatrixDump = serde_json::from_reader(File::open(&json).unwrap()).unwrap();
     let im = Imatrix::open(&gguf_path).unwrap();
     assert_eq!(im.format, ImatrixFormat::Gguf);
@@ -176,13 +199,18 @@ fn assert_imatrix_agrees(model: &str, model_file: &str) {
     if let Some(model_path) = common::real_file(model, model_file) {
         let m = GgufFile::open(&model_path).unwrap();
         for e in im.entries.values() {
-            let i = m.header().tensor_index(&e.name).unwrap_or_else(|| panic!("{} not in model", e.name));
+            let i = m
+                .header()
+                .tensor_index(&e.name)
+                .unwrap_or_else(|| panic!("{} not in model", e.name));
             let t = &m.header().tensors[i];
             e.per_expert(t.row_len() as usize).unwrap();
         }
     }
 
-    let Some(dat_path) = common::real_file(model, "imatrix.dat") else { return };
+    let Some(dat_path) = common::real_file(model, "imatrix.dat") else {
+        return;
+    };
     let dat = Imatrix::open(&dat_path).unwrap();
     assert_eq!(dat.format, ImatrixFormat::Dat { trailer: true });
     assert_eq!(dat.chunk_count, im.chunk_count);
@@ -190,7 +218,9 @@ fn assert_imatrix_agrees(model: &str, model_file: &str) {
     let mut max_rel = 0f64;
     let mut n = 0usize;
     for (name, g) in &im.entries {
-        let d = dat.get(name).unwrap_or_else(|| panic!("{name} missing from the .dat"));
+        let d = dat
+            .get(name)
+            .unwrap_or_else(|| panic!("{name} missing from the .dat"));
         assert_eq!(d.mean_sq.len(), g.mean_sq.len(), "{name}");
         for (a, b) in g.mean_sq.iter().zip(&d.mean_sq) {
             // The .dat stores mean*ncall in f32 and we divide again: at most a few ulps apart.
@@ -200,7 +230,10 @@ fn assert_imatrix_agrees(model: &str, model_file: &str) {
         }
     }
     eprintln!("{model}: {n} imatrix values, .dat vs .gguf max relative difference {max_rel:e}");
-    assert!(max_rel < 1e-6, "{model}: .dat and .gguf differ by {max_rel:e}");
+    assert!(
+        max_rel < 1e-6,
+        "{model}: .dat and .gguf differ by {max_rel:e}"
+    );
 }
 
 #[test]

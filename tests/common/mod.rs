@@ -8,7 +8,9 @@ use std::process::Command;
 pub fn cache_dir() -> PathBuf {
     match std::env::var_os("DASS_GGUF_CACHE") {
         Some(p) => PathBuf::from(p),
-        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/dass-gguf"),
+        None => {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/dass-gguf")
+        }
     }
 }
 
@@ -30,7 +32,10 @@ pub fn real_file(model: &str, file: &str) -> Option<PathBuf> {
     if required(model) {
         panic!("{} is missing; run scripts/setup.sh", p.display());
     }
-    eprintln!("SKIPPED: {} is absent (scripts/setup.sh makes it)", p.display());
+    eprintln!(
+        "SKIPPED: {} is absent (scripts/setup.sh makes it)",
+        p.display()
+    );
     None
 }
 
@@ -43,13 +48,18 @@ pub fn oracle_python(model_for_requirement: &str) -> Option<PathBuf> {
     if required(model_for_requirement) {
         panic!("{} is missing; run scripts/setup.sh", p.display());
     }
-    eprintln!("SKIPPED: {} is absent (scripts/python-env.sh makes it)", p.display());
+    eprintln!(
+        "SKIPPED: {} is absent (scripts/python-env.sh makes it)",
+        p.display()
+    );
     None
 }
 
 /// Runs a Python oracle script from `scripts/oracle/` and panics with its output on failure.
 pub fn run_oracle(python: &Path, script: &str, args: &[&std::ffi::OsStr]) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/oracle").join(script);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scripts/oracle")
+        .join(script);
     let out = Command::new(python)
         .arg(&script)
         .args(args)
@@ -66,5 +76,7 @@ pub fn run_oracle(python: &Path, script: &str, args: &[&std::ffi::OsStr]) {
 
 /// The repository's `fixtures/` directory.
 pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
 }
