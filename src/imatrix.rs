@@ -232,6 +232,12 @@ impl Imatrix {
                 },
             );
         }
+        if entries.is_empty() {
+            return Err(Error::Imatrix(
+                "no data in file: there are no '<weight>.in_sum2' tensors (llama.cpp refuses this too)"
+                    .into(),
+            ));
+        }
         Ok(Imatrix {
             format: ImatrixFormat::Gguf,
             datasets,
@@ -245,6 +251,12 @@ impl Imatrix {
         let mut r = DatReader { bytes, pos: 0 };
         let n_entries = r.i32("entry count")?;
         // Smallest entry: name length, one name byte, ncall, nval.
+        if n_entries == 0 {
+            return Err(Error::Imatrix(
+                "legacy imatrix has no entries (llama.cpp refuses this too: \"no data in file\")"
+                    .into(),
+            ));
+        }
         if n_entries < 0 || (n_entries as u64) * 13 > r.remaining() as u64 {
             return Err(Error::Imatrix(format!(
                 "legacy imatrix claims {n_entries} entries, which the file cannot hold \

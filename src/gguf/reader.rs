@@ -207,6 +207,11 @@ impl GgufHeader {
 }
 
 fn check_version(version: u32) -> Result<()> {
+    if version == 0 {
+        return Err(Error::UnsupportedVersion(
+            "GGUF version 0 is not valid".into(),
+        ));
+    }
     if version & 0xFFFF == 0 {
         return Err(Error::UnsupportedVersion(format!(
             "version field is {version:#010x}: this looks like a big-endian GGUF file, which is not supported"

@@ -43,35 +43,47 @@ pub fn split_path(like: &Path, prefix: &str, no: u32, count: u32) -> PathBuf {
 }
 
 impl GgufModel {
-    /// Opens a model. A shard name opens every shard of the model.
+    /// Opens a model. A file whose `split.count` is above 1 opens every shard of the model,
+    /// found by its name (`PREFIX-NNNNN-of-MMMMM.gguf`), as llama.cpp finds them.
     pub fn open(path: &Path) -> Result<Self> {
-        let Some((prefix, _, count)) = parse_split_name(path) else {
-            let file = GgufFile::open(path)?;
-            if let Some(kv) = file.header().get("split.count") {
-                if kv.as_integer()? > 1 {
-                    return Err(Error::Split(format!(
-                        "{} says it is one of {} shards, but its name is not of the form NAME-00001-of-0000N.gguf",
-                        path.display(),
-                        kv.as_integer()?
-                    )));
-                }
-            }
-            return Ok(GgufModel { shards: vec![file] });
+        let file = GgufFile::open(path)?;
+        let count = match file.header().get("split.count") {
+            Some(kv) => kv.as_integer()?,
+            None => 1,
         };
-        let mut shards = Vec::with_capacity(count as usize);
-        for no in 1..=count {
-            let p = split_path(path, &prefix, no, count);
+        if count <= 1 {
+            return Ok(GgufModel { shards: vec![file] });
+        }
+        let Some((prefix, no, named_count)) = parse_split_name(path) else {
+            return Err(Error::Split(format!(
+                "{} says it is one of {count} shards, but its name is not of the form NAME-00001-of-0000N.gguf",
+                path.display()
+            )));
+        };
+        if named_count as i128 != count {
+            return Err(Error::Split(format!(
+                "{} is named as one of {named_count} shards, but has split.count={count}",
+                path.display()
+            )));
+        }
+        let mut file = Some(file);
+        let mut shards = Vec::with_capacity(named_count as usize);
+        for n in 1..=named_count {
+            if n == no {
+                shards.extend(file.take());
+                continue;
+            }
+            let p = split_path(path, &prefix, n, named_count);
             if !p.exists() {
                 return Err(Error::Split(format!(
-                    "shard {} of {count} is missing: {}",
-                    no,
+                    "shard {n} of {named_count} is missing: {}",
                     p.display()
                 )));
             }
             shards.push(GgufFile::open(&p)?);
         }
         let model = GgufModel { shards };
-        model.check_shards(count)?;
+        model.check_shards(named_count)?;
         Ok(model)
     }
 

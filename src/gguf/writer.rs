@@ -112,10 +112,12 @@ impl GgufLayout {
                     spec.ty.block_size()
                 )));
             }
+            // ggml reads dims and element counts as int64: anything larger is unreadable.
             let n_bytes = spec
                 .dims
                 .iter()
                 .try_fold(1u64, |a, &d| a.checked_mul(d))
+                .filter(|n| *n <= i64::MAX as u64)
                 .and_then(|n| spec.ty.bytes_for(n))
                 .ok_or_else(|| fail("size overflows".into()))?;
             infos.push(TensorInfo {
