@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# One-stop set-up of everything the real-file checks need, cached under
+# ${DASS_GGUF_CACHE:-~/.cache/dass-gguf}: the Python oracle venv, llama.cpp tools, the real
+# models, calibration/evaluation text, dense copies and imatrices.
+#
+#   scripts/setup.sh          SmolLM2-135M only (enough for CI)
+#   scripts/setup.sh --all    also Gemma 3 270M and Qwen2.5-Coder-0.5B
+#
+# Idempotent: a second run only checks the cache and takes seconds.
+set -euo pipefail
+HERE="$(cd "$(dirname "$0")" && pwd)"
+. "$HERE/common.sh"
+
+models=(smollm2)
+for a in "$@"; do
+    case "$a" in
+        --all) models=(smollm2 gemma3 qwen2.5) ;;
+        -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+        *) echo "setup: ERROR: unknown argument '$a' (only --all)" >&2; exit 2 ;;
+    esac
+done
+
+export DEBIAN_FRONTEND=noninteractive
+step() { echo "setup: == $1"; }
+t0=$SECONDS
+
+step "python venv"
+if [ ! -x "$PY" ] && ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
+    echo "setup: apt-get install python3-venv"
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends python3-venv >/dev/null \
+        || { echo "setup: ERROR: cannot install python3-venv" >&2; exit 1; }
+fi
+bash "$HERE/python-env.sh"
+
+step "llama.cpp tools"
+bash "$HERE/build-llama-cpp.sh"
+
+step "models and text (${models[*]})"
+bash "$HERE/fetch-models.sh" "${models[@]}"
+
+step "dense copies and imatrices (${models[*]})"
+bash "$HERE/make-real-files.sh" "${models[@]}"
+
+echo "setup: done in $((SECONDS - t0)) s; cache: $DASS_CACHE"
