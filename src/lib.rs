@@ -3,12 +3,16 @@
 //! This crate reads GGUF models and llama.cpp imatrix files, dequantizes ggml types exactly,
 //! and writes GGUF v3 byte for byte where nothing changes.
 
+pub mod convert;
 pub mod dequant;
 pub mod error;
 pub mod ggml_type;
 pub mod gguf;
 pub mod imatrix;
 pub mod inspect;
+pub mod kernels;
+pub mod plan;
+pub mod report;
 pub mod roles;
 
 pub use error::{Error, Result};

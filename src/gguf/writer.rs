@@ -279,11 +279,17 @@ impl GgufWriter {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "out.gguf".into());
-        let tmp = tempfile::Builder::new()
-            .prefix(&format!(".{stem}."))
-            .suffix(".partial")
-            .tempfile_in(dir)
-            .map_err(|e| Error::io(dir, e))?;
+        let prefix = format!(".{stem}.");
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(&prefix).suffix(".partial");
+        // tempfile's default 0600 suits secrets, not models: ask for 0666 so the umask decides,
+        // as it does for files cp or llama-quantize write.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            builder.permissions(std::fs::Permissions::from_mode(0o666));
+        }
+        let tmp = builder.tempfile_in(dir).map_err(|e| Error::io(dir, e))?;
         let mut out = BufWriter::with_capacity(1 << 20, tmp);
         let header = layout.encode_header();
         out.write_all(&header).map_err(|e| Error::io(target, e))?;

@@ -1,0 +1,395 @@
+//! Carrying out a [`Plan`]: check the weights, then stream every tensor into the output,
+//! copied byte for byte or pruned, one tensor (one expert) at a time.
+//!
+//! Memory stays near one pruned matrix held as f32 plus its mask and encoded output (about
+//! 9 bytes per weight of the largest matrix), whatever the model size. Work inside a tensor
+//! is parallel (dequantization, scoring, selection, encoding); tensors go out in file order.
+
+use std::path::Path;
+use std::time::Instant;
+
+use half::slice::HalfFloatSliceExt;
+use half::{bf16, f16};
+use rayon::prelude::*;
+
+use crate::dequant::dequantize;
+use crate::error::{Error, Result};
+use crate::ggml_type::GgmlType;
+use crate::gguf::{GgufLayout, GgufModel, GgufWriter, TensorInfo};
+use crate::imatrix::Imatrix;
+use crate::kernels::{select_zeros, Scale};
+use crate::plan::{Action, Plan, PruneStep, ScoreRule};
+
+/// Receives progress: which tensor is being worked on, and input bytes done.
+pub trait Progress: Sync {
+    fn phase(&self, _name: &str, _total_bytes: u64) {}
+    fn tensor(&self, _name: &str) {}
+    fn advance(&self, _bytes: u64) {}
+}
+
+/// A progress sink that ignores everything.
+pub struct NoProgress;
+impl Progress for NoProgress {}
+
+/// What happened to one pruned tensor.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PrunedTensor {
+    pub name: String,
+    pub role: &'static str,
+    pub score: &'static str,
+    pub grouping: String,
+    pub in_type: String,
+    pub out_type: String,
+    pub matrices: usize,
+    pub elements: u64,
+    pub zeroed: u64,
+    pub sparsity: f64,
+}
+
+/// The outcome of a conversion.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub pruned: Vec<PrunedTensor>,
+    pub copied: usize,
+    pub seconds: f64,
+    pub output_bytes: u64,
+}
+
+/// Elements handled per parallel work item when dequantizing or encoding.
+const CHUNK_ELEMENTS: usize = 1 << 16;
+
+/// Runs the plan and writes `output` atomically. `inputs` are every file the conversion reads
+/// (model shards and imatrix); the output may not be one of them.
+pub fn execute(
+    model: &GgufModel,
+    imatrix: Option<&Imatrix>,
+    plan: &Plan,
+    output: &Path,
+    inputs: &[&Path],
+    overwrite: bool,
+    progress: &dyn Progress,
+) -> Result<Outcome> {
+    let start = Instant::now();
+    crate::gguf::writer::check_not_an_input(output, inputs)?;
+    if !overwrite && output.exists() {
+        return Err(Error::Plan(format!(
+            "{} exists: pass --force to replace it",
+            output.display()
+        )));
+    }
+
+    check_weights_finite(model, plan, progress)?;
+
+    let specs = plan.tensors.iter().map(|t| t.output_spec()).collect();
+    let layout = GgufLayout::new(plan.metadata.clone(), specs)?;
+    let output_bytes = layout.total_len();
+    let mut writer = GgufWriter::create(output, layout, inputs, overwrite)?;
+
+    let total: u64 = plan.tensors.iter().map(|t| t.info.n_bytes).sum();
+    progress.phase("writing", total);
+    let mut pruned = Vec::new();
+    let mut copied = 0;
+    let mut buffers = Buffers::default();
+    for t in &plan.tensors {
+        progress.tensor(&t.info.name);
+        let data = model.tensor_data(t.source);
+        match &t.action {
+            Action::Copy => {
+                for chunk in data.chunks(8 << 20) {
+                    writer.write_tensor_bytes(chunk)?;
+                    progress.advance(chunk.len() as u64);
+                }
+                writer.finish_tensor()?;
+                copied += 1;
+            }
+            Action::Prune(step) => {
+                let zeroed = prune_tensor(&t.info, data, step, imatrix, &mut buffers, |bytes| {
+                    writer.write_tensor_bytes(bytes)
+                })?;
+                writer.finish_tensor()?;
+                progress.advance(data.len() as u64);
+                if zeroed != step.zeroed {
+                    return Err(Error::Tensor {
+                        tensor: t.info.name.clone(),
+                        message: format!(
+                            "internal error: planned to zero {} weights, zeroed {zeroed}",
+                            step.zeroed
+                        ),
+                    });
+                }
+                pruned.push(describe(&t.info, step));
+            }
+        }
+    }
+    writer.commit()?;
+    Ok(Outcome {
+        pruned,
+        copied,
+        seconds: start.elapsed().as_secs_f64(),
+        output_bytes,
+    })
+}
+
+fn describe(info: &TensorInfo, step: &PruneStep) -> PrunedTensor {
+    use crate::kernels::{Axis, Pattern};
+    let grouping = match (step.axis, step.pattern) {
+        (Axis::Row, Pattern::Unstructured { .. }) => "row".to_string(),
+        (Axis::Column, Pattern::Unstructured { .. }) => "column".to_string(),
+        (Axis::Row, Pattern::NM { n, m }) => format!("{n}:{m} along rows (input dimension)"),
+        (Axis::Column, Pattern::NM { n, m }) => format!("{n}:{m} along columns (output dimension)"),
+    };
+    let elements = info.n_elements();
+    PrunedTensor {
+        name: info.name.clone(),
+        role: step.role.name(),
+        score: step.score.name(),
+        grouping,
+        in_type: info.ty.to_string(),
+        out_type: step.out_type.to_string(),
+        matrices: step.matrices,
+        elements,
+        zeroed: step.zeroed,
+        sparsity: if elements == 0 {
+            0.0
+        } else {
+            step.zeroed as f64 / elements as f64
+        },
+    }
+}
+
+/// NaN or infinite weights in a tensor to be pruned are an error, found before the output is
+/// created. Copied tensors are not looked at: their bytes pass through unchanged.
+fn check_weights_finite(model: &GgufModel, plan: &Plan, progress: &dyn Progress) -> Result<()> {
+    let todo: Vec<_> = plan
+        .tensors
+        .iter()
+        .filter(|t| matches!(t.action, Action::Prune(_)))
+        .collect();
+    progress.phase(
+        "checking weights",
+        todo.iter().map(|t| t.info.n_bytes).sum(),
+    );
+    for t in todo {
+        progress.tensor(&t.info.name);
+        let data = model.tensor_data(t.source);
+        let ty = t.info.ty;
+        // Converting to F16 must not turn a large finite weight into infinity.
+        let limit = match &t.action {
+            Action::Prune(step) if step.out_type == GgmlType::F16 && ty != GgmlType::F16 => {
+                F16_ROUNDS_TO_INF
+            }
+            _ => f32::INFINITY,
+        };
+        let per_chunk = elements_in(ty, chunk_bytes(ty));
+        let bad = data
+            .par_chunks(chunk_bytes(ty))
+            .enumerate()
+            .map_init(
+                Vec::new,
+                |buf: &mut Vec<f32>, (k, chunk)| -> Result<Option<u64>> {
+                    let n = elements_in(ty, chunk.len());
+                    buf.resize(n, 0.0);
+                    dequantize(ty, chunk, buf).map_err(|e| dequant_error(&t.info, e))?;
+                    Ok(buf
+                        .iter()
+                        .position(|x| !x.is_finite() || x.abs() >= limit)
+                        .map(|i| (k * per_chunk + i) as u64))
+                },
+            )
+            .try_reduce(|| None, |a, b| Ok(a.or(b)))?;
+        progress.advance(data.len() as u64);
+        if let Some(i) = bad {
+            let (row, col) = (i / t.info.row_len(), i % t.info.row_len());
+            let message = if limit.is_finite() {
+                format!(
+                    "weight at row {row}, column {col} is NaN, infinite or too large for F16 \
+                     (|w| >= {limit}); refusing to prune (use --outtype f32 or bf16 for large weights)"
+                )
+            } else {
+                format!("weight at row {row}, column {col} is not finite (NaN or infinite); refusing to prune")
+            };
+            return Err(Error::Tensor {
+                tensor: t.info.name.clone(),
+                message,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The smallest magnitude that rounds to infinity in F16 (half-way between 65504 and 65536).
+const F16_ROUNDS_TO_INF: f32 = 65520.0;
+
+fn chunk_bytes(ty: GgmlType) -> usize {
+    let blocks = (CHUNK_ELEMENTS as u64 / ty.block_size()).max(1);
+    (blocks * ty.type_size()) as usize
+}
+
+fn elements_in(ty: GgmlType, bytes: usize) -> usize {
+    (bytes as u64 / ty.type_size() * ty.block_size()) as usize
+}
+
+fn dequant_error(info: &TensorInfo, e: crate::dequant::DequantError) -> Error {
+    Error::Tensor {
+        tensor: info.name.clone(),
+        message: e.to_string(),
+    }
+}
+
+/// Scratch buffers reused from one tensor to the next.
+#[derive(Default)]
+struct Buffers {
+    weights: Vec<f32>,
+    zero: Vec<bool>,
+    scale: Vec<f32>,
+    out: Vec<u8>,
+}
+
+/// Dequantizes, scores, selects and encodes one tensor, matrix by matrix, handing each
+/// matrix's output bytes to `emit` as soon as it is done (an expert at a time for MoE).
+/// Returns the number of weights zeroed.
+fn prune_tensor(
+    info: &TensorInfo,
+    data: &[u8],
+    step: &PruneStep,
+    imatrix: Option<&Imatrix>,
+    buf: &mut Buffers,
+    mut emit: impl FnMut(&[u8]) -> Result<()>,
+) -> Result<u64> {
+    let n = step.rows * step.cols;
+    let in_bytes = elements_bytes(info.ty, n);
+    let out_bytes = elements_bytes(step.out_type, n);
+    let mut zeroed = 0;
+    buf.weights.resize(n, 0.0);
+    buf.zero.resize(n, false);
+    buf.out.resize(out_bytes, 0);
+    for k in 0..step.matrices {
+        let src = &data[k * in_bytes..(k + 1) * in_bytes];
+        dequantize_parallel(info, src, &mut buf.weights)?;
+        let scale = match scale_for(step, k, imatrix, &mut buf.scale)? {
+            ScaleKind::None => Scale::None,
+            ScaleKind::Row => Scale::PerRow(&buf.scale),
+            ScaleKind::Column => Scale::PerColumn(&buf.scale),
+        };
+        zeroed += select_zeros(
+            &buf.weights,
+            step.rows,
+            step.cols,
+            scale,
+            step.axis,
+            step.pattern,
+            &mut buf.zero,
+        );
+        if step.out_type == info.ty {
+            zero_in_place(info.ty, src, &buf.zero, &mut buf.out);
+        } else {
+            encode_zeroed(step.out_type, &mut buf.weights, &buf.zero, &mut buf.out)?;
+        }
+        emit(&buf.out)?;
+    }
+    Ok(zeroed)
+}
+
+fn elements_bytes(ty: GgmlType, n: usize) -> usize {
+    (n as u64 / ty.block_size() * ty.type_size()) as usize
+}
+
+fn dequantize_parallel(info: &TensorInfo, src: &[u8], dst: &mut [f32]) -> Result<()> {
+    let ty = info.ty;
+    let cb = chunk_bytes(ty);
+    let ce = elements_in(ty, cb);
+    dst.par_chunks_mut(ce)
+        .zip(src.par_chunks(cb))
+        .try_for_each(|(d, s)| dequantize(ty, s, d).map_err(|e| dequant_error(info, e)))
+}
+
+enum ScaleKind {
+    None,
+    Row,
+    Column,
+}
+
+/// Fills `scale` with the importance factors of matrix `k`.
+fn scale_for(
+    step: &PruneStep,
+    k: usize,
+    imatrix: Option<&Imatrix>,
+    scale: &mut Vec<f32>,
+) -> Result<ScaleKind> {
+    let (entry, len, kind) = match &step.score {
+        ScoreRule::Magnitude => return Ok(ScaleKind::None),
+        ScoreRule::Wanda { entry } => (entry, step.cols, ScaleKind::Column),
+        ScoreRule::Dass { down_entry, .. } => (down_entry, step.rows, ScaleKind::Row),
+    };
+    let e = imatrix
+        .and_then(|im| im.get(entry))
+        .ok_or_else(|| Error::Plan(format!("imatrix entry '{entry}' is missing")))?;
+    let vectors = e.per_expert(len)?;
+    let v = vectors[if step.shared_statistics { 0 } else { k }];
+    scale.clear();
+    match &step.score {
+        ScoreRule::Dass { alpha, .. } => {
+            let exponent = alpha / 2.0;
+            scale.extend(v.iter().map(|x| x.powf(exponent)));
+        }
+        _ => scale.extend(v.iter().map(|x| x.sqrt())),
+    }
+    Ok(kind)
+}
+
+/// Copies a float tensor's bytes and zeroes the selected elements: every other weight keeps its
+/// exact bits.
+fn zero_in_place(ty: GgmlType, src: &[u8], zero: &[bool], dst: &mut [u8]) {
+    let size = ty.type_size() as usize;
+    dst.par_chunks_mut(CHUNK_ELEMENTS * size)
+        .zip(src.par_chunks(CHUNK_ELEMENTS * size))
+        .zip(zero.par_chunks(CHUNK_ELEMENTS))
+        .for_each(|((d, s), z)| {
+            d.copy_from_slice(s);
+            for (i, _) in z.iter().enumerate().filter(|(_, z)| **z) {
+                d[i * size..(i + 1) * size].fill(0);
+            }
+        });
+}
+
+/// Zeroes the selected weights of an f32 buffer and encodes it as `ty` (F32, F16 or BF16).
+fn encode_zeroed(ty: GgmlType, weights: &mut [f32], zero: &[bool], dst: &mut [u8]) -> Result<()> {
+    if !matches!(ty, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16) {
+        return Err(Error::Plan(format!("cannot write pruned tensors as {ty}")));
+    }
+    let size = ty.type_size() as usize;
+    weights
+        .par_chunks_mut(CHUNK_ELEMENTS)
+        .zip(zero.par_chunks(CHUNK_ELEMENTS))
+        .zip(dst.par_chunks_mut(CHUNK_ELEMENTS * size))
+        .for_each(|((w, z), d)| {
+            for (x, z) in w.iter_mut().zip(z) {
+                if *z {
+                    *x = 0.0;
+                }
+            }
+            match ty {
+                GgmlType::F32 => {
+                    for (x, o) in w.iter().zip(d.chunks_exact_mut(4)) {
+                        o.copy_from_slice(&x.to_le_bytes());
+                    }
+                }
+                GgmlType::F16 => {
+                    let mut h = vec![f16::ZERO; w.len()];
+                    h.convert_from_f32_slice(w);
+                    for (x, o) in h.iter().zip(d.chunks_exact_mut(2)) {
+                        o.copy_from_slice(&x.to_bits().to_le_bytes());
+                    }
+                }
+                GgmlType::BF16 => {
+                    let mut h = vec![bf16::ZERO; w.len()];
+                    h.convert_from_f32_slice(w);
+                    for (x, o) in h.iter().zip(d.chunks_exact_mut(2)) {
+                        o.copy_from_slice(&x.to_bits().to_le_bytes());
+                    }
+                }
+                _ => {} // refused above
+            }
+        });
+    Ok(())
+}
