@@ -329,6 +329,13 @@ fn plan_tensor(
             role.role
         )));
     }
+    if ne[0] >= 1 << 31 || ne[1] >= 1 << 31 {
+        // The kernels index groups with 32-bit positions (see kernels::select_zeros).
+        return Err(tensor_err(format!(
+            "has dims {:?}; matrices with 2^31 or more rows or columns are not supported",
+            info.dims
+        )));
+    }
     let (cols, rows, n_mat) = (ne[0] as usize, ne[1] as usize, ne[2] as usize);
 
     let dass_here = opts.method == Method::Dass && role.role.is_glu_input_side();
