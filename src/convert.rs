@@ -187,6 +187,11 @@ fn check_weights_finite(model: &GgufModel, plan: &Plan, progress: &dyn Progress)
             .map_init(
                 Vec::new,
                 |buf: &mut Vec<f32>, (k, chunk)| -> Result<Option<u64>> {
+                    if !limit.is_finite() {
+                        if let Some(found) = first_non_finite_raw(ty, chunk) {
+                            return Ok(found.map(|i| (k * per_chunk + i) as u64));
+                        }
+                    }
                     let n = elements_in(ty, chunk.len());
                     buf.resize(n, 0.0);
                     dequantize(ty, chunk, buf).map_err(|e| dequant_error(&t.info, e))?;
@@ -215,6 +220,24 @@ fn check_weights_finite(model: &GgufModel, plan: &Plan, progress: &dyn Progress)
         }
     }
     Ok(())
+}
+
+/// For the plain float types, the index of the first NaN or infinity found from the exponent
+/// bits alone (`Some(None)`: all finite), without converting; `None` for other types.
+fn first_non_finite_raw(ty: GgmlType, data: &[u8]) -> Option<Option<usize>> {
+    let exponent_all_ones = |bits: u32, mask: u32| bits & mask == mask;
+    Some(match ty {
+        GgmlType::F32 => data.chunks_exact(4).position(|b| {
+            exponent_all_ones(u32::from_le_bytes([b[0], b[1], b[2], b[3]]), 0x7F80_0000)
+        }),
+        GgmlType::F16 => data
+            .chunks_exact(2)
+            .position(|b| exponent_all_ones(u16::from_le_bytes([b[0], b[1]]).into(), 0x7C00)),
+        GgmlType::BF16 => data
+            .chunks_exact(2)
+            .position(|b| exponent_all_ones(u16::from_le_bytes([b[0], b[1]]).into(), 0x7F80)),
+        _ => return None,
+    })
 }
 
 /// The smallest magnitude that rounds to infinity in F16 (half-way between 65504 and 65536).
@@ -338,16 +361,26 @@ fn scale_for(
 }
 
 /// Copies a float tensor's bytes and zeroes the selected elements: every other weight keeps its
-/// exact bits.
+/// exact bits. Branch-free (a mask per element) so it vectorises at any sparsity.
 fn zero_in_place(ty: GgmlType, src: &[u8], zero: &[bool], dst: &mut [u8]) {
     let size = ty.type_size() as usize;
     dst.par_chunks_mut(CHUNK_ELEMENTS * size)
         .zip(src.par_chunks(CHUNK_ELEMENTS * size))
         .zip(zero.par_chunks(CHUNK_ELEMENTS))
-        .for_each(|((d, s), z)| {
-            d.copy_from_slice(s);
-            for (i, _) in z.iter().enumerate().filter(|(_, z)| **z) {
-                d[i * size..(i + 1) * size].fill(0);
+        .for_each(|((d, s), z)| match size {
+            2 => {
+                for ((o, i), z) in d.chunks_exact_mut(2).zip(s.chunks_exact(2)).zip(z) {
+                    let keep = u16::from(!*z).wrapping_neg();
+                    let v = u16::from_le_bytes([i[0], i[1]]) & keep;
+                    o.copy_from_slice(&v.to_le_bytes());
+                }
+            }
+            _ => {
+                for ((o, i), z) in d.chunks_exact_mut(4).zip(s.chunks_exact(4)).zip(z) {
+                    let keep = u32::from(!*z).wrapping_neg();
+                    let v = u32::from_le_bytes([i[0], i[1], i[2], i[3]]) & keep;
+                    o.copy_from_slice(&v.to_le_bytes());
+                }
             }
         });
 }
@@ -364,10 +397,11 @@ fn encode_zeroed(ty: GgmlType, weights: &mut [f32], zero: &[bool], dst: &mut [u8
         .zip(dst.par_chunks_mut(CHUNK_ELEMENTS * size))
         .for_each(|((w, z), d)| {
             for (x, z) in w.iter_mut().zip(z) {
-                if *z {
-                    *x = 0.0;
-                }
+                // Branch-free: +0.0 where selected, the weight elsewhere.
+                *x = f32::from_bits(x.to_bits() & u32::from(!*z).wrapping_neg());
             }
+            // Convert through a small stack buffer: `dst` has no 2-byte alignment guarantee.
+            const STEP: usize = 1024;
             match ty {
                 GgmlType::F32 => {
                     for (x, o) in w.iter().zip(d.chunks_exact_mut(4)) {
@@ -375,17 +409,23 @@ fn encode_zeroed(ty: GgmlType, weights: &mut [f32], zero: &[bool], dst: &mut [u8
                     }
                 }
                 GgmlType::F16 => {
-                    let mut h = vec![f16::ZERO; w.len()];
-                    h.convert_from_f32_slice(w);
-                    for (x, o) in h.iter().zip(d.chunks_exact_mut(2)) {
-                        o.copy_from_slice(&x.to_bits().to_le_bytes());
+                    let mut h = [f16::ZERO; STEP];
+                    for (w, d) in w.chunks(STEP).zip(d.chunks_mut(2 * STEP)) {
+                        let h = &mut h[..w.len()];
+                        h.convert_from_f32_slice(w);
+                        for (x, o) in h.iter().zip(d.chunks_exact_mut(2)) {
+                            o.copy_from_slice(&x.to_bits().to_le_bytes());
+                        }
                     }
                 }
                 GgmlType::BF16 => {
-                    let mut h = vec![bf16::ZERO; w.len()];
-                    h.convert_from_f32_slice(w);
-                    for (x, o) in h.iter().zip(d.chunks_exact_mut(2)) {
-                        o.copy_from_slice(&x.to_bits().to_le_bytes());
+                    let mut h = [bf16::ZERO; STEP];
+                    for (w, d) in w.chunks(STEP).zip(d.chunks_mut(2 * STEP)) {
+                        let h = &mut h[..w.len()];
+                        h.convert_from_f32_slice(w);
+                        for (x, o) in h.iter().zip(d.chunks_exact_mut(2)) {
+                            o.copy_from_slice(&x.to_bits().to_le_bytes());
+                        }
                     }
                 }
                 _ => {} // refused above
