@@ -6,6 +6,7 @@
 //! is parallel (dequantization, scoring, selection, encoding); tensors go out in file order.
 
 use std::path::Path;
+use std::sync::mpsc;
 use std::time::Instant;
 
 use half::slice::HalfFloatSliceExt;
@@ -83,10 +84,84 @@ pub fn execute(
     let specs = plan.tensors.iter().map(|t| t.output_spec()).collect();
     let layout = GgufLayout::new(plan.metadata.clone(), specs)?;
     let output_bytes = layout.total_len();
-    let mut writer = GgufWriter::create(output, layout, inputs, overwrite)?;
+    let writer = GgufWriter::create(output, layout, inputs, overwrite)?;
 
     let total: u64 = plan.tensors.iter().map(|t| t.info.n_bytes).sum();
     progress.phase("writing", total);
+    // Writing runs on its own thread so the next tensor is computed while this one is
+    // written; buffers travel back to be reused, so at most a few are ever alive.
+    let (pruned, copied) = std::thread::scope(|scope| -> Result<_> {
+        let (to_writer, pieces) = mpsc::sync_channel::<Piece>(2);
+        let (recycle, recycled) = mpsc::channel::<Vec<u8>>();
+        let write_thread = scope.spawn(move || write_pieces(writer, pieces, recycle));
+        let produced = produce(model, imatrix, plan, progress, &to_writer, &recycled);
+        if produced.is_ok() {
+            // Only a complete run asks for the rename; otherwise the temp file is dropped.
+            let _ = to_writer.send(Piece::Commit);
+        }
+        drop(to_writer);
+        let written = write_thread
+            .join()
+            .unwrap_or_else(|_| Err(Error::WriterState("the writer thread panicked".into())));
+        // A writer error (say, a full disk) is the root cause when both failed.
+        written?;
+        produced
+    })?;
+    Ok(Outcome {
+        pruned,
+        copied,
+        seconds: start.elapsed().as_secs_f64(),
+        output_bytes,
+    })
+}
+
+/// What the compute side hands to the writer thread.
+enum Piece<'a> {
+    /// Bytes straight from the memory-mapped input (copied tensors).
+    Mapped(&'a [u8]),
+    /// A pruned matrix's encoded bytes; the buffer is sent back for reuse.
+    Owned(Vec<u8>),
+    /// The current tensor is complete.
+    EndTensor,
+    /// Everything was produced: rename the file into place.
+    Commit,
+}
+
+fn write_pieces(
+    mut writer: GgufWriter,
+    pieces: mpsc::Receiver<Piece<'_>>,
+    recycle: mpsc::Sender<Vec<u8>>,
+) -> Result<()> {
+    for piece in pieces {
+        match piece {
+            Piece::Mapped(bytes) => writer.write_tensor_bytes(bytes)?,
+            Piece::Owned(buf) => {
+                writer.write_tensor_bytes(&buf)?;
+                let _ = recycle.send(buf);
+            }
+            Piece::EndTensor => writer.finish_tensor()?,
+            Piece::Commit => return writer.commit(),
+        }
+    }
+    // The producer stopped early (it reports why); dropping the writer deletes the temp file.
+    Ok(())
+}
+
+/// Walks the plan in file order, sending copied bytes and pruned matrices to the writer.
+fn produce<'a>(
+    model: &'a GgufModel,
+    imatrix: Option<&Imatrix>,
+    plan: &Plan,
+    progress: &dyn Progress,
+    to_writer: &mpsc::SyncSender<Piece<'a>>,
+    recycled: &mpsc::Receiver<Vec<u8>>,
+) -> Result<(Vec<PrunedTensor>, usize)> {
+    // A send fails only when the writer thread has stopped on an error of its own.
+    let send = |piece: Piece<'a>| {
+        to_writer
+            .send(piece)
+            .map_err(|_| Error::WriterState("the writer stopped".into()))
+    };
     let mut pruned = Vec::new();
     let mut copied = 0;
     let mut buffers = Buffers::default();
@@ -96,17 +171,18 @@ pub fn execute(
         match &t.action {
             Action::Copy => {
                 for chunk in data.chunks(8 << 20) {
-                    writer.write_tensor_bytes(chunk)?;
+                    send(Piece::Mapped(chunk))?;
                     progress.advance(chunk.len() as u64);
                 }
-                writer.finish_tensor()?;
+                send(Piece::EndTensor)?;
                 copied += 1;
             }
             Action::Prune(step) => {
-                let zeroed = prune_tensor(&t.info, data, step, imatrix, &mut buffers, |bytes| {
-                    writer.write_tensor_bytes(bytes)
+                let zeroed = prune_tensor(&t.info, data, step, imatrix, &mut buffers, |out| {
+                    send(Piece::Owned(out))?;
+                    Ok(recycled.try_recv().unwrap_or_default())
                 })?;
-                writer.finish_tensor()?;
+                send(Piece::EndTensor)?;
                 progress.advance(data.len() as u64);
                 if zeroed != step.zeroed {
                     return Err(Error::Tensor {
@@ -121,13 +197,7 @@ pub fn execute(
             }
         }
     }
-    writer.commit()?;
-    Ok(Outcome {
-        pruned,
-        copied,
-        seconds: start.elapsed().as_secs_f64(),
-        output_bytes,
-    })
+    Ok((pruned, copied))
 }
 
 fn describe(info: &TensorInfo, step: &PruneStep) -> PrunedTensor {
@@ -269,15 +339,15 @@ struct Buffers {
 }
 
 /// Dequantizes, scores, selects and encodes one tensor, matrix by matrix, handing each
-/// matrix's output bytes to `emit` as soon as it is done (an expert at a time for MoE).
-/// Returns the number of weights zeroed.
+/// matrix's output buffer to `emit` as soon as it is done (an expert at a time for MoE);
+/// `emit` gives back a buffer to fill next. Returns the number of weights zeroed.
 fn prune_tensor(
     info: &TensorInfo,
     data: &[u8],
     step: &PruneStep,
     imatrix: Option<&Imatrix>,
     buf: &mut Buffers,
-    mut emit: impl FnMut(&[u8]) -> Result<()>,
+    mut emit: impl FnMut(Vec<u8>) -> Result<Vec<u8>>,
 ) -> Result<u64> {
     let n = step.rows * step.cols;
     let in_bytes = elements_bytes(info.ty, n);
@@ -285,8 +355,8 @@ fn prune_tensor(
     let mut zeroed = 0;
     buf.weights.resize(n, 0.0);
     buf.zero.resize(n, false);
-    buf.out.resize(out_bytes, 0);
     for k in 0..step.matrices {
+        buf.out.resize(out_bytes, 0);
         let src = &data[k * in_bytes..(k + 1) * in_bytes];
         dequantize_parallel(info, src, &mut buf.weights)?;
         let scale = match scale_for(step, k, imatrix, &mut buf.scale)? {
@@ -308,7 +378,7 @@ fn prune_tensor(
         } else {
             encode_zeroed(step.out_type, &mut buf.weights, &buf.zero, &mut buf.out)?;
         }
-        emit(&buf.out)?;
+        buf.out = emit(std::mem::take(&mut buf.out))?;
     }
     Ok(zeroed)
 }
