@@ -295,17 +295,21 @@ fn check_weights_finite(model: &GgufModel, plan: &Plan, progress: &dyn Progress)
 /// For the plain float types, the index of the first NaN or infinity found from the exponent
 /// bits alone (`Some(None)`: all finite), without converting; `None` for other types.
 fn first_non_finite_raw(ty: GgmlType, data: &[u8]) -> Option<Option<usize>> {
-    let exponent_all_ones = |bits: u32, mask: u32| bits & mask == mask;
+    // Counting has no early exit, so it vectorises; the position is looked for only when
+    // there is something to find (which ends the run anyway).
+    fn scan<const N: usize>(data: &[u8], bad: impl Fn([u8; N]) -> bool) -> Option<usize> {
+        let word = |b: &[u8]| -> [u8; N] { b.try_into().unwrap_or([0; N]) };
+        let count = data.chunks_exact(N).filter(|b| bad(word(b))).count();
+        (count > 0)
+            .then(|| data.chunks_exact(N).position(|b| bad(word(b))))
+            .flatten()
+    }
     Some(match ty {
-        GgmlType::F32 => data.chunks_exact(4).position(|b| {
-            exponent_all_ones(u32::from_le_bytes([b[0], b[1], b[2], b[3]]), 0x7F80_0000)
+        GgmlType::F32 => scan(data, |b: [u8; 4]| {
+            u32::from_le_bytes(b) & 0x7F80_0000 == 0x7F80_0000
         }),
-        GgmlType::F16 => data
-            .chunks_exact(2)
-            .position(|b| exponent_all_ones(u16::from_le_bytes([b[0], b[1]]).into(), 0x7C00)),
-        GgmlType::BF16 => data
-            .chunks_exact(2)
-            .position(|b| exponent_all_ones(u16::from_le_bytes([b[0], b[1]]).into(), 0x7F80)),
+        GgmlType::F16 => scan(data, |b: [u8; 2]| u16::from_le_bytes(b) & 0x7C00 == 0x7C00),
+        GgmlType::BF16 => scan(data, |b: [u8; 2]| u16::from_le_bytes(b) & 0x7F80 == 0x7F80),
         _ => return None,
     })
 }
