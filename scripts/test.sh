@@ -15,5 +15,11 @@ echo "test: == cargo clippy (warnings denied)"
 cargo clippy --all-targets --release -- -D warnings
 
 echo "test: == cargo test (SmolLM2 real files required)"
-DASS_REQUIRE_REAL_FILES=smollm2 cargo test --release --all-targets
-DASS_REQUIRE_REAL_FILES=smollm2 cargo test --release --doc
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+{
+    cargo test --release --doc
+    DASS_REQUIRE_REAL_FILES=smollm2 cargo test --release --all-targets
+} 2>&1 | tee "$log"
+# One closing line over every suite (several targets have no tests of their own).
+awk '/^test result:/ { p += $4; f += $6; i += $8 } END { printf "summary: %d passed, %d failed, %d skipped\n", p, f, i }' "$log"
