@@ -1,4 +1,4 @@
-# Shared paths for the project's scripts. Source it; it defines variables only.
+# Shared paths for the project's scripts. Source it; it defines variables and one helper.
 # Everything fetched or built lives under one cache so repeated runs (and CI) stay fast.
 DASS_CACHE="${DASS_GGUF_CACHE:-$HOME/.cache/dass-gguf}"
 LLAMA_CPP_VERSION="0.3.36"                      # the llama-cpp-python sdist that vendors llama.cpp
@@ -9,3 +9,17 @@ MODELS="$DASS_CACHE/models"
 TEXT="$DASS_CACHE/text"
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export DASS_CACHE LLAMA_CPP_VERSION LLAMA_BIN VENV PY MODELS TEXT REPO_ROOT
+
+# The models named on a command line (none: smollm2; `all`: every one) into the array `want`.
+parse_models() {
+    [ $# -gt 0 ] || set -- smollm2
+    want=()
+    local a
+    for a in "$@"; do
+        case "$a" in
+            smollm2|gemma3|qwen2.5) want+=("$a") ;;
+            all) want+=(smollm2 gemma3 qwen2.5) ;;
+            *) echo "error: unknown model '$a' (smollm2, gemma3, qwen2.5 or all)" >&2; exit 2 ;;
+        esac
+    done
+}

@@ -158,15 +158,7 @@ fetch_text() {
     log "text: calib.txt $(du -h "$TEXT/calib.txt" | cut -f1), eval.txt $(du -h "$TEXT/eval.txt" | cut -f1)"
 }
 
-[ $# -gt 0 ] || set -- smollm2
-want=()
-for a in "$@"; do
-    case "$a" in
-        smollm2|gemma3|qwen2.5) want+=("$a") ;;
-        all) want+=(smollm2 gemma3 qwen2.5) ;;
-        *) die "unknown model '$a' (smollm2, gemma3, qwen2.5 or all)" ;;
-    esac
-done
+parse_models "$@"
 
 need_py=0
 for m in "${want[@]}"; do

@@ -98,15 +98,7 @@ make_model() {
     fi
 }
 
-[ $# -gt 0 ] || set -- smollm2
-want=()
-for a in "$@"; do
-    case "$a" in
-        smollm2|gemma3|qwen2.5) want+=("$a") ;;
-        all) want+=(smollm2 gemma3 qwen2.5) ;;
-        *) die "unknown model '$a' (smollm2, gemma3, qwen2.5 or all)" ;;
-    esac
-done
+parse_models "$@"
 for t in llama-quantize llama-imatrix; do
     [ -x "$LLAMA_BIN/$t" ] || die "$LLAMA_BIN/$t is missing; run scripts/build-llama-cpp.sh first"
 done
