@@ -16,6 +16,6 @@ mkdir -p "$(dirname "$OUT")"
 set -x
 "$BIN" convert "$M/model.f32.gguf" -o "$OUT" --imatrix "$M/imatrix.gguf" --pattern 2:4 \
     --report "${OUT%.gguf}.json" --force
-"$BIN" inspect --zeros --quiet "$OUT" | grep -E "ffn_(gate|up|down)" | head -6
+"$BIN" inspect --zeros --quiet "$OUT" | grep -m 6 -E "ffn_(gate|up|down)"
 "$LLAMA_BIN/llama-perplexity" -m "$OUT" -f "$TEXT/eval.txt" -c 512 --chunks 4 -t 2 -b 512 2>&1 |
     grep "Final estimate"
