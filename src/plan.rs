@@ -409,13 +409,6 @@ fn plan_tensor(
         (OutType::F32, _) => GgmlType::F32,
         (OutType::Bf16, _) => GgmlType::BF16,
     };
-    if !matches!(info.ty, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16) && !info.ty.is_quantized()
-    {
-        return Err(Error::CannotDequantize {
-            tensor: info.name.clone(),
-            ty: info.ty,
-        });
-    }
     let zeroed = zero_count(rows, cols, axis, opts.pattern) * matrices as u64;
     Ok(PruneStep {
         role: role.role,
