@@ -9,18 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn llama_tool(name: &str) -> Option<PathBuf> {
-    let p = common::cache_dir().join("llama.cpp-0.3.36/bin").join(name);
-    if p.exists() {
-        return Some(p);
-    }
-    if std::env::var("DASS_REQUIRE_REAL_FILES").is_ok_and(|v| v.contains("smollm2")) {
-        panic!("{} is missing; run scripts/setup.sh", p.display());
-    }
-    eprintln!(
-        "SKIPPED: {} is absent (scripts/setup.sh builds it)",
-        p.display()
-    );
-    None
+    common::llama_tool(name, "smollm2")
 }
 
 /// Runs `dass-gguf convert` with `args`, returning the output path and the report path.

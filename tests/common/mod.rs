@@ -22,37 +22,37 @@ fn required(model: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// `path` if it exists; otherwise a panic when `model` is required, or `None` after printing
+/// why the test is skipped (`made_by` names the script that makes the file).
+fn present_or_skip(path: PathBuf, model: &str, made_by: &str) -> Option<PathBuf> {
+    if path.exists() {
+        return Some(path);
+    }
+    if required(model) {
+        panic!("{} is missing; run scripts/setup.sh", path.display());
+    }
+    eprintln!("SKIPPED: {} is absent ({made_by} makes it)", path.display());
+    None
+}
+
 /// The path of a real file of `model` (e.g. `smollm2`, `model.f32.gguf`), or `None` after
 /// printing why the test is skipped.
 pub fn real_file(model: &str, file: &str) -> Option<PathBuf> {
     let p = cache_dir().join("models").join(model).join(file);
-    if p.exists() {
-        return Some(p);
-    }
-    if required(model) {
-        panic!("{} is missing; run scripts/setup.sh", p.display());
-    }
-    eprintln!(
-        "SKIPPED: {} is absent (scripts/setup.sh makes it)",
-        p.display()
-    );
-    None
+    present_or_skip(p, model, "scripts/setup.sh")
 }
 
 /// The venv's Python with gguf-py, or `None` after printing why the test is skipped.
 pub fn oracle_python(model_for_requirement: &str) -> Option<PathBuf> {
     let p = cache_dir().join("venv/bin/python");
-    if p.exists() {
-        return Some(p);
-    }
-    if required(model_for_requirement) {
-        panic!("{} is missing; run scripts/setup.sh", p.display());
-    }
-    eprintln!(
-        "SKIPPED: {} is absent (scripts/python-env.sh makes it)",
-        p.display()
-    );
-    None
+    present_or_skip(p, model_for_requirement, "scripts/python-env.sh")
+}
+
+/// A llama.cpp tool built by scripts/build-llama-cpp.sh, or `None` after printing why the
+/// test is skipped.
+pub fn llama_tool(name: &str, model_for_requirement: &str) -> Option<PathBuf> {
+    let p = cache_dir().join("llama.cpp-0.3.36/bin").join(name);
+    present_or_skip(p, model_for_requirement, "scripts/build-llama-cpp.sh")
 }
 
 /// Runs a Python oracle script from `scripts/oracle/` and panics with its output on failure.
