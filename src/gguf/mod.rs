@@ -3,6 +3,7 @@
 
 mod cursor;
 pub mod reader;
+mod sink;
 pub mod split;
 pub mod value;
 pub mod writer;

@@ -6,16 +6,18 @@
 //! current chunk is held in memory. The file is written under a temporary name in the
 //! target's directory and renamed into place only by [`GgufWriter::commit`], after an fsync;
 //! dropping an uncommitted writer deletes the temporary file, so a failure never leaves a
-//! partial output behind.
+//! partial output behind. The bytes go out through [`Sink`](super::sink), which writes from a
+//! background thread with direct I/O where it can.
 
 use std::collections::HashSet;
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use tempfile::NamedTempFile;
 
 use super::reader::{GgufHeader, MetadataEntry, TensorInfo};
+use super::sink::Sink;
 use super::value::ValueType;
 use super::{align_up, DEFAULT_ALIGNMENT, GGUF_MAGIC, MAX_DIMS, MAX_NAME_LEN};
 use crate::error::{Error, Result};
@@ -248,7 +250,9 @@ pub struct GgufWriter {
     layout: GgufLayout,
     target: PathBuf,
     overwrite: bool,
-    out: BufWriter<NamedTempFile>,
+    /// Declared before `tmp`, so it is dropped (its thread stopped) before the file is removed.
+    out: Sink,
+    tmp: NamedTempFile,
     /// Index of the tensor being written.
     current: usize,
     /// Bytes of the current tensor written so far.
@@ -290,7 +294,7 @@ impl GgufWriter {
             builder.permissions(std::fs::Permissions::from_mode(0o666));
         }
         let tmp = builder.tempfile_in(dir).map_err(|e| Error::io(dir, e))?;
-        let mut out = BufWriter::with_capacity(1 << 20, tmp);
+        let mut out = Sink::new(tmp.as_file(), true).map_err(|e| Error::io(target, e))?;
         let header = layout.encode_header();
         out.write_all(&header).map_err(|e| Error::io(target, e))?;
         Ok(GgufWriter {
@@ -298,6 +302,7 @@ impl GgufWriter {
             target: target.to_path_buf(),
             overwrite,
             out,
+            tmp,
             current: 0,
             written: 0,
         })
@@ -365,10 +370,8 @@ impl GgufWriter {
             )));
         }
         let target = self.target;
-        let tmp = self
-            .out
-            .into_inner()
-            .map_err(|e| Error::io(&target, e.into_error()))?;
+        self.out.finish().map_err(|e| Error::io(&target, e))?;
+        let tmp = self.tmp;
         tmp.as_file()
             .sync_all()
             .map_err(|e| Error::io(&target, e))?;
