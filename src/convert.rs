@@ -16,10 +16,11 @@ use rayon::prelude::*;
 use crate::dequant::dequantize;
 use crate::error::{Error, Result};
 use crate::ggml_type::GgmlType;
-use crate::gguf::{GgufLayout, GgufModel, GgufWriter, TensorInfo};
+use crate::gguf::{GgufLayout, GgufWriter, TensorInfo};
 use crate::imatrix::Imatrix;
 use crate::kernels::{select_zeros, Scale};
 use crate::plan::{Action, Plan, PruneStep, ScoreRule};
+use crate::source::{self, Source};
 
 /// Receives progress: which tensor is being worked on, and input bytes done.
 pub trait Progress: Sync {
@@ -62,7 +63,7 @@ const CHUNK_ELEMENTS: usize = 1 << 16;
 /// Runs the plan and writes `output` atomically. `inputs` are every file the conversion reads
 /// (model shards and imatrix); the output may not be one of them.
 pub fn execute(
-    model: &GgufModel,
+    model: &Source,
     imatrix: Option<&Imatrix>,
     plan: &Plan,
     output: &Path,
@@ -117,9 +118,10 @@ pub fn execute(
 
 /// What the compute side hands to the writer thread.
 enum Piece<'a> {
-    /// Bytes straight from the memory-mapped input (copied tensors).
+    /// Bytes straight from the memory-mapped input (copied tensors of a GGUF input).
     Mapped(&'a [u8]),
-    /// A pruned matrix's encoded bytes; the buffer is sent back for reuse.
+    /// A pruned matrix's encoded bytes, or a tensor made from a checkpoint; the buffer is sent
+    /// back for reuse.
     Owned(Vec<u8>),
     /// The current tensor is complete.
     EndTensor,
@@ -149,7 +151,7 @@ fn write_pieces(
 
 /// Walks the plan in file order, sending copied bytes and pruned matrices to the writer.
 fn produce<'a>(
-    model: &'a GgufModel,
+    model: &'a Source,
     imatrix: Option<&Imatrix>,
     plan: &Plan,
     progress: &dyn Progress,
@@ -167,18 +169,28 @@ fn produce<'a>(
     let mut buffers = Buffers::default();
     for t in &plan.tensors {
         progress.tensor(&t.info.name);
-        let data = model.tensor_data(t.source);
         match &t.action {
             Action::Copy => {
-                for chunk in data.chunks(8 << 20) {
-                    send(Piece::Mapped(chunk))?;
-                    progress.advance(chunk.len() as u64);
-                }
+                model.tensor_pieces(
+                    t.source,
+                    8 << 20,
+                    || recycled.try_recv().unwrap_or_default(),
+                    |piece| {
+                        let (n, piece) = match piece {
+                            source::Piece::Mapped(b) => (b.len(), Piece::Mapped(b)),
+                            source::Piece::Made(v) => (v.len(), Piece::Owned(v)),
+                        };
+                        send(piece)?;
+                        progress.advance(n as u64);
+                        Ok(())
+                    },
+                )?;
                 send(Piece::EndTensor)?;
                 copied += 1;
             }
             Action::Prune(step) => {
-                let zeroed = prune_tensor(&t.info, data, step, imatrix, &mut buffers, |out| {
+                let data = model.tensor_data(t.source)?;
+                let zeroed = prune_tensor(&t.info, &data, step, imatrix, &mut buffers, |out| {
                     send(Piece::Owned(out))?;
                     Ok(recycled.try_recv().unwrap_or_default())
                 })?;
@@ -229,7 +241,7 @@ fn describe(info: &TensorInfo, step: &PruneStep) -> PrunedTensor {
 
 /// NaN or infinite weights in a tensor to be pruned are an error, found before the output is
 /// created. Copied tensors are not looked at: their bytes pass through unchanged.
-fn check_weights_finite(model: &GgufModel, plan: &Plan, progress: &dyn Progress) -> Result<()> {
+fn check_weights_finite(model: &Source, plan: &Plan, progress: &dyn Progress) -> Result<()> {
     let todo: Vec<_> = plan
         .tensors
         .iter()
@@ -241,7 +253,8 @@ fn check_weights_finite(model: &GgufModel, plan: &Plan, progress: &dyn Progress)
     );
     for t in todo {
         progress.tensor(&t.info.name);
-        let data = model.tensor_data(t.source);
+        let data = model.tensor_data(t.source)?;
+        let data = &data[..];
         let ty = t.info.ty;
         // Converting to F16 must not turn a large finite weight into infinity.
         let limit = match &t.action {

@@ -8,11 +8,13 @@ pub mod dequant;
 pub mod error;
 pub mod ggml_type;
 pub mod gguf;
+pub mod hf;
 pub mod imatrix;
 pub mod inspect;
 pub mod kernels;
 pub mod plan;
 pub mod report;
 pub mod roles;
+pub mod source;
 
 pub use error::{Error, Result};

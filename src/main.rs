@@ -10,11 +10,14 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use dass_gguf::convert::{self, Progress};
 use dass_gguf::gguf::GgufModel;
+use dass_gguf::hf::model::HfModel;
+use dass_gguf::hf::tensors::FileType;
 use dass_gguf::imatrix::Imatrix;
 use dass_gguf::inspect::{self, FileKind};
 use dass_gguf::kernels::Pattern;
 use dass_gguf::plan::{self, Method, OutType, Scope};
 use dass_gguf::report::Report;
+use dass_gguf::source::Source;
 
 #[derive(Parser)]
 #[command(
@@ -170,7 +173,9 @@ enum OutTypeArg {
 
 #[derive(clap::Args)]
 struct ConvertArgs {
-    /// The model to prune (a GGUF file; for a split model, any shard).
+    /// The model: a GGUF file (for a split model, any shard), or a Hugging Face checkpoint
+    /// directory (config.json, tokenizer files, *.safetensors), converted as llama.cpp's
+    /// convert_hf_to_gguf.py converts it and pruned only when pruning options are given.
     input: PathBuf,
     /// Where to write the pruned model.
     #[arg(short, long)]
@@ -178,9 +183,9 @@ struct ConvertArgs {
     /// llama.cpp imatrix file (GGUF or legacy .dat); needed by dass and wanda.
     #[arg(long)]
     imatrix: Option<PathBuf>,
-    /// How weights are scored.
-    #[arg(long, value_enum, default_value = "dass")]
-    method: MethodArg,
+    /// How weights are scored [default: dass].
+    #[arg(long, value_enum)]
+    method: Option<MethodArg>,
     /// Fraction of each comparison group to zero, in [0, 1). Default 0.5.
     #[arg(long, value_parser = parse_sparsity, conflicts_with = "pattern", allow_negative_numbers = true)]
     sparsity: Option<f64>,
@@ -199,7 +204,9 @@ struct ConvertArgs {
     /// Never prune tensors whose name matches this regex (repeatable).
     #[arg(long)]
     exclude: Vec<String>,
-    /// Type of the pruned tensors.
+    /// Type of the pruned tensors (GGUF input; auto keeps float types and writes quantized
+    /// ones as F16), or of every converted weight (checkpoint input; auto is the type of the
+    /// checkpoint's first F16/BF16 matrix, as in convert_hf_to_gguf.py).
     #[arg(long, value_enum, default_value = "auto")]
     outtype: OutTypeArg,
     /// Worker threads (default: all cores).
@@ -277,7 +284,7 @@ fn convert_command(a: ConvertArgs) -> Result<()> {
         },
     };
     let options = plan::Options {
-        method: match a.method {
+        method: match a.method.unwrap_or(MethodArg::Dass) {
             MethodArg::Dass => Method::Dass,
             MethodArg::Wanda => Method::Wanda,
             MethodArg::Magnitude => Method::Magnitude,
@@ -298,8 +305,44 @@ fn convert_command(a: ConvertArgs) -> Result<()> {
         },
     };
 
-    let model = GgufModel::open(&a.input)?;
-    let mut inputs: Vec<&std::path::Path> = model.shards().iter().map(|s| s.path()).collect();
+    let checkpoint = Source::is_checkpoint_dir(&a.input);
+    let prune = !checkpoint
+        || a.imatrix.is_some()
+        || a.method.is_some()
+        || a.sparsity.is_some()
+        || a.pattern.is_some();
+    if checkpoint {
+        // Before reading anything: the output may not be any file of the checkpoint.
+        let files: Vec<PathBuf> = std::fs::read_dir(&a.input)
+            .with_context(|| format!("reading {}", a.input.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file())
+            .collect();
+        let refs: Vec<&std::path::Path> = files.iter().map(|p| p.as_path()).collect();
+        dass_gguf::gguf::writer::check_not_an_input(&a.output, &refs)?;
+    }
+    let model = if checkpoint {
+        let file_type = match a.outtype {
+            OutTypeArg::Auto => None,
+            OutTypeArg::F32 => Some(FileType::F32),
+            OutTypeArg::F16 => Some(FileType::F16),
+            OutTypeArg::Bf16 => Some(FileType::BF16),
+        };
+        Source::Hf(Box::new(HfModel::open(&a.input, file_type)?))
+    } else {
+        Source::Gguf(GgufModel::open(&a.input)?)
+    };
+    // The checkpoint's weights are already in the chosen type; pruning keeps it.
+    let options = if checkpoint {
+        plan::Options {
+            outtype: OutType::Auto,
+            ..options
+        }
+    } else {
+        options
+    };
+    let input_paths = model.input_paths();
+    let mut inputs: Vec<&std::path::Path> = input_paths.iter().map(|p| p.as_path()).collect();
     if let Some(p) = &a.imatrix {
         inputs.push(p);
     }
@@ -333,11 +376,15 @@ fn convert_command(a: ConvertArgs) -> Result<()> {
         .and_then(|p| p.file_name())
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let plan = plan::make_plan(
-        &model,
-        imatrix.as_ref().map(|i| (i, imatrix_name.as_str())),
-        &options,
-    )?;
+    let plan = if prune {
+        plan::make_plan(
+            &model,
+            imatrix.as_ref().map(|i| (i, imatrix_name.as_str())),
+            &options,
+        )?
+    } else {
+        plan::conversion_plan(&model)
+    };
     if a.dry_run {
         let mut out = std::io::stdout().lock();
         write!(out, "{plan}")?;
@@ -367,11 +414,7 @@ fn convert_command(a: ConvertArgs) -> Result<()> {
     )?;
     bar.0.finish_and_clear();
     let report = Report::new(
-        model
-            .shards()
-            .iter()
-            .map(|s| s.path().display().to_string())
-            .collect(),
+        model.describe(),
         a.output.display().to_string(),
         a.imatrix.as_ref().map(|p| p.display().to_string()),
         &plan,

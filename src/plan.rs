@@ -15,10 +15,11 @@ use crate::dequant::can_dequantize;
 use crate::error::{Error, Result};
 use crate::ggml_type::GgmlType;
 use crate::gguf::split::TensorRef;
-use crate::gguf::{GgufModel, MetadataEntry, TensorInfo, TensorSpec, Value, ValueType};
+use crate::gguf::{MetadataEntry, TensorInfo, TensorSpec, Value, ValueType};
 use crate::imatrix::Imatrix;
 use crate::kernels::{zero_count, Axis, Pattern};
 use crate::roles::{classify, Role, TensorRole};
+use crate::source::Source;
 
 /// The pruning method (method.md "Scores").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -211,7 +212,7 @@ pub fn pattern_sparsity(p: Pattern) -> f64 {
 
 /// Builds the plan and checks everything that can be checked before reading weights.
 pub fn make_plan(
-    model: &GgufModel,
+    model: &Source,
     imatrix: Option<(&Imatrix, &str)>,
     opts: &Options,
 ) -> Result<Plan> {
@@ -220,7 +221,7 @@ pub fn make_plan(
         .get("general.architecture")
         .ok_or_else(|| Error::MissingKey("general.architecture".into()))?
         .as_str()?;
-    let tensors: Vec<(TensorRef, &TensorInfo)> = model.tensors().collect();
+    let tensors: Vec<(TensorRef, &TensorInfo)> = model.tensors();
     let names: BTreeSet<&str> = tensors.iter().map(|(_, t)| t.name.as_str()).collect();
 
     let mut plans = Vec::with_capacity(tensors.len());
@@ -258,6 +259,32 @@ pub fn make_plan(
     };
     plan.metadata = output_metadata(model, imatrix, &plan)?;
     Ok(plan)
+}
+
+/// A plan that prunes nothing: every tensor copied, the metadata unchanged (no `dass.*` keys).
+/// This is plain conversion of a checkpoint, as llama.cpp's converter does it.
+pub fn conversion_plan(model: &Source) -> Plan {
+    Plan {
+        tensors: model
+            .tensors()
+            .into_iter()
+            .map(|(source, info)| TensorPlan {
+                source,
+                info: info.clone(),
+                action: Action::Copy,
+            })
+            .collect(),
+        metadata: model.metadata().to_vec(),
+        options_summary: OptionsSummary {
+            method: "none",
+            pattern: "none".into(),
+            sparsity: 0.0,
+            alpha: None,
+            scope: "none",
+            nm_orientation_gate_up: None,
+            nm_orientation_other: None,
+        },
+    }
 }
 
 fn check_options(opts: &Options) -> Result<()> {
@@ -502,7 +529,7 @@ fn ftype_of(t: GgmlType) -> Option<u32> {
 /// The input's metadata (the first shard's, less the split keys), `general.file_type`
 /// updated when tensor types change, and the `dass.*` keys, typed as gguf-py types them.
 fn output_metadata(
-    model: &GgufModel,
+    model: &Source,
     imatrix: Option<(&Imatrix, &str)>,
     plan: &Plan,
 ) -> Result<Vec<MetadataEntry>> {

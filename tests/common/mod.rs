@@ -35,6 +35,12 @@ fn present_or_skip(path: PathBuf, model: &str, made_by: &str) -> Option<PathBuf>
     None
 }
 
+/// A path under the cache (e.g. `hf/smollm2`), or `None` after printing why the test is
+/// skipped; a failure instead when `model` is required.
+pub fn cached(rel: &str, model: &str, made_by: &str) -> Option<PathBuf> {
+    present_or_skip(cache_dir().join(rel), model, made_by)
+}
+
 /// The path of a real file of `model` (e.g. `smollm2`, `model.f32.gguf`), or `None` after
 /// printing why the test is skipped.
 pub fn real_file(model: &str, file: &str) -> Option<PathBuf> {

@@ -1,0 +1,10 @@
+//! Hugging Face checkpoints (config.json, tokenizer files, safetensors) read as the GGUF
+//! llama.cpp's own converter would make of them.
+
+pub mod config;
+pub mod general;
+pub mod kv;
+pub mod model;
+pub mod safetensors;
+pub mod tensors;
+pub mod vocab;
