@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # One-stop set-up of everything the real-file checks need, cached under
 # ${DASS_GGUF_CACHE:-~/.cache/dass-gguf}: the Python oracle venv, llama.cpp tools, the real
-# models, calibration/evaluation text, dense copies and imatrices.
+# models, calibration/evaluation text, dense copies and imatrices, and for the Hugging Face path
+# a second venv with PyTorch and transformers, checkpoints rebuilt from the models, and what
+# llama.cpp's own convert_hf_to_gguf.py makes of them (the oracle).
 #
-#   scripts/setup.sh          SmolLM2-135M only (enough for CI)
-#   scripts/setup.sh --all    also Gemma 3 270M and Qwen2.5-Coder-0.5B
+#   scripts/setup.sh          SmolLM2-135M only (enough for CI); its checkpoint, a sharded copy,
+#                             and tiny Llama/Mistral/Mixtral/Phi-3 checkpoints with its tokenizer
+#   scripts/setup.sh --all    also Gemma 3 270M and Qwen2.5-Coder-0.5B, and every checkpoint
 #
 # Idempotent: a second run only checks the cache and takes seconds.
 set -euo pipefail
@@ -41,5 +44,20 @@ bash "$HERE/fetch-models.sh" "${models[@]}"
 
 step "dense copies and imatrices (${models[*]})"
 bash "$HERE/make-real-files.sh" "${models[@]}"
+
+if [ "${#models[@]}" -gt 1 ]; then
+    checkpoints=()   # all of them
+else
+    checkpoints=(smollm2 smollm2-sharded tiny-llama tiny-mistral tiny-mixtral tiny-phi3)
+fi
+step "Hugging Face checkpoints (${checkpoints[*]:-all})"
+if [ "${#checkpoints[@]}" -gt 0 ]; then
+    bash "$HERE/make-hf-checkpoints.sh" --only "${checkpoints[@]}"
+else
+    bash "$HERE/make-hf-checkpoints.sh"
+fi
+
+step "convert_hf_to_gguf.py references (${checkpoints[*]:-all})"
+bash "$HERE/hf-reference.sh" --no-ppl "${checkpoints[@]}"
 
 echo "setup: done in $((SECONDS - t0)) s; cache: $DASS_CACHE"
