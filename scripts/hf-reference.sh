@@ -109,7 +109,7 @@ for name in "${names[@]}"; do
         if [ -f "$out" ] && [ "$out" -nt "$stamp" ] && { [ $timed = 0 ] || [ -s "$OUT/timing.txt" ]; }; then
             log "cached: $out"
             # Reuse the summary row of a cached output (reading the file again takes seconds).
-            row="$(awk -F'\t' -v n="$name" -v t="$t" '$1 == n && $2 == t' "$SUMMARY" 2>/dev/null || true)"
+            row="$(awk -F'\t' -v n="$name" -v t="$t" '$1 == n && $2 == t { print; exit }' "$SUMMARY" 2>/dev/null || true)"
             if [ -n "$row" ]; then
                 printf '%s\n' "$row" >>"$summary_tmp.rows"
                 continue
@@ -153,7 +153,7 @@ for name in "${names[@]}"; do
     done
 done
 { printf 'name\touttype\tstatus\tseconds\tvocab\tpre\tfile_type\ttensors\tbytes\n'
-  sort "$summary_tmp.rows"; } >"$summary_tmp"
+  sort -u "$summary_tmp.rows"; } >"$summary_tmp"
 mv "$summary_tmp" "$SUMMARY"
 rm -f "$summary_tmp.rows"
 
@@ -265,7 +265,7 @@ if [ -f "$PPLTSV" ]; then   # keep rows of models not run now
     awk -F'\t' -v keep="$(cut -f1 "$ppl_rows")" 'BEGIN{split(keep,k,"\n"); for(i in k) skip[k[i]]=1}
         NR>1 && !($1 in skip)' "$PPLTSV" >>"$ppl_rows" || true
 fi
-{ printf 'label\tgguf\tppl\targs\n'; sort "$ppl_rows"; } >"$PPLTSV.tmp"
+{ printf 'label\tgguf\tppl\targs\n'; sort -u "$ppl_rows"; } >"$PPLTSV.tmp"
 mv "$PPLTSV.tmp" "$PPLTSV"
 rm -f "$ppl_rows"
 cut -f1,3 "$PPLTSV" | sed 's/\t/  /' 
