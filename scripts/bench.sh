@@ -24,7 +24,8 @@
 #
 # Per row: median wall time, median user+sys CPU time (and the user / sys split), peak resident
 # memory (max RSS from /usr/bin/time -v, max over reps), peak anonymous memory (see below), the
-# input size divided by the median wall time, and the ratio of the median wall time to cp's.
+# input size divided by the median wall time, and the ratio of the median wall time to cp's and
+# to cp + fsync's (cp returns before its data is on the disk; dass-gguf's output is durable).
 #
 # Peak anonymous memory: max RSS counts the pages of the memory-mapped input that the process
 # touched, so for a program that maps a 14 GB model it says little about what it allocates.
@@ -185,8 +186,9 @@ for line in open(path):
     runs.setdefault(label, []).append(
         (float(wall), float(user), float(sys_), int(rss), int(anon)))
 cp_wall = statistics.median(r[0] for r in runs["cp"])
-print("| command | wall s (median) | CPU s user+sys (median) | user / sys s | peak RSS MB | peak anon MB | MB/s | x cp |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|")
+sync_wall = statistics.median(r[0] for r in runs["cp + fsync"])
+print("| command | wall s (median) | CPU s user+sys (median) | user / sys s | peak RSS MB | peak anon MB | MB/s | x cp | x cp + fsync |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 for label, rs in runs.items():
     wall = statistics.median(r[0] for r in rs)
     cpu = statistics.median(r[1] + r[2] for r in rs)
@@ -196,8 +198,9 @@ for label, rs in runs.items():
     anon = max(r[4] for r in rs) / 1024
     rate = size / 1e6 / wall if wall > 0 else float("inf")
     ratio = f"{wall / cp_wall:.2f}" if cp_wall > 0 else "n/a"
+    durable = f"{wall / sync_wall:.2f}" if sync_wall > 0 else "n/a"
     print(f"| {label} | {wall:.2f} | {cpu:.2f} | {user:.2f} / {sys_:.2f} | {rss:.0f} | {anon:.0f} "
-          f"| {rate:.0f} | {ratio} |")
+          f"| {rate:.0f} | {ratio} | {durable} |")
 print()
 print(f"All walls (s), in rep order: " + "; ".join(
     f"{label} " + " ".join(f"{r[0]:.2f}" for r in rs) for label, rs in runs.items()))
