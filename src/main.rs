@@ -96,6 +96,12 @@ fn progress_bar(total: u64, quiet: bool) -> ProgressBar {
 }
 
 fn inspect_command(file: &std::path::Path, json: bool, zeros: bool, quiet: bool) -> Result<()> {
+    if file.is_dir() {
+        anyhow::bail!(
+            "{} is a directory: inspect reads one file (for a Hugging Face checkpoint, one of its .safetensors files)",
+            file.display()
+        );
+    }
     let kind = inspect::detect(file)?;
     if zeros && kind != FileKind::GgufModel {
         anyhow::bail!("--zeros applies to model GGUF files only");

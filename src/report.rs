@@ -73,18 +73,27 @@ impl Report {
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let t = &self.totals;
-        writeln!(
-            f,
-            "{}: {} {} over {} tensors: zeroed {} of {} weights ({:.2}%), {} tensors copied",
-            self.output,
-            self.options.method,
-            self.options.pattern,
-            t.pruned_tensors,
-            t.zeroed,
-            t.weights_in_pruned_tensors,
-            100.0 * t.sparsity,
-            t.copied_tensors
-        )?;
+        if t.pruned_tensors == 0 && self.options.method == "none" {
+            // A checkpoint converted without pruning.
+            writeln!(
+                f,
+                "{}: converted {} tensors, nothing pruned",
+                self.output, t.copied_tensors
+            )?;
+        } else {
+            writeln!(
+                f,
+                "{}: {} {} over {} tensors: zeroed {} of {} weights ({:.2}%), {} tensors copied",
+                self.output,
+                self.options.method,
+                self.options.pattern,
+                t.pruned_tensors,
+                t.zeroed,
+                t.weights_in_pruned_tensors,
+                100.0 * t.sparsity,
+                t.copied_tensors
+            )?;
+        }
         writeln!(
             f,
             "wrote {:.1} MiB in {:.2} s ({} threads, {})",

@@ -171,7 +171,19 @@ fn converted_checkpoint_loads_in_llama_cpp() {
     };
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("smollm2.gguf");
-    convert_ok(&dir, &out, &[]);
+    let res = Command::new(env!("CARGO_BIN_EXE_dass-gguf"))
+        .arg("convert")
+        .arg(&dir)
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&res.stderr);
+    assert!(res.status.success(), "{said}");
+    assert!(
+        said.contains("converted 272 tensors, nothing pruned"),
+        "{said}"
+    );
     let res = Command::new(ppl)
         .arg("-m")
         .arg(&out)
