@@ -20,7 +20,7 @@ use crate::gguf::{GgufLayout, GgufWriter, TensorInfo};
 use crate::imatrix::Imatrix;
 use crate::kernels::{select_zeros, Scale};
 use crate::plan::{Action, Plan, PruneStep, ScoreRule};
-use crate::source::{self, Source};
+use crate::source::{Piece, Source};
 
 /// Receives progress: which tensor is being worked on, and input bytes done.
 pub trait Progress: Sync {
@@ -92,13 +92,13 @@ pub fn execute(
     // Writing runs on its own thread so the next tensor is computed while this one is
     // written; buffers travel back to be reused, so at most a few are ever alive.
     let (pruned, copied) = std::thread::scope(|scope| -> Result<_> {
-        let (to_writer, pieces) = mpsc::sync_channel::<Piece>(2);
+        let (to_writer, pieces) = mpsc::sync_channel::<ToWriter>(2);
         let (recycle, recycled) = mpsc::channel::<Vec<u8>>();
         let write_thread = scope.spawn(move || write_pieces(writer, pieces, recycle));
         let produced = produce(model, imatrix, plan, progress, &to_writer, &recycled);
         if produced.is_ok() {
             // Only a complete run asks for the rename; otherwise the temp file is dropped.
-            let _ = to_writer.send(Piece::Commit);
+            let _ = to_writer.send(ToWriter::Commit);
         }
         drop(to_writer);
         let written = write_thread
@@ -117,12 +117,10 @@ pub fn execute(
 }
 
 /// What the compute side hands to the writer thread.
-enum Piece<'a> {
-    /// Bytes straight from the memory-mapped input (copied tensors of a GGUF input).
-    Mapped(&'a [u8]),
-    /// A pruned matrix's encoded bytes, or a tensor made from a checkpoint; the buffer is sent
-    /// back for reuse.
-    Owned(Vec<u8>),
+enum ToWriter<'a> {
+    /// The next bytes of the current tensor: mapped from a GGUF input, or made (a pruned
+    /// matrix, a piece of a checkpoint tensor), in which case the buffer is sent back for reuse.
+    Bytes(Piece<'a>),
     /// The current tensor is complete.
     EndTensor,
     /// Everything was produced: rename the file into place.
@@ -131,18 +129,18 @@ enum Piece<'a> {
 
 fn write_pieces(
     mut writer: GgufWriter,
-    pieces: mpsc::Receiver<Piece<'_>>,
+    pieces: mpsc::Receiver<ToWriter<'_>>,
     recycle: mpsc::Sender<Vec<u8>>,
 ) -> Result<()> {
     for piece in pieces {
         match piece {
-            Piece::Mapped(bytes) => writer.write_tensor_bytes(bytes)?,
-            Piece::Owned(buf) => {
+            ToWriter::Bytes(Piece::Mapped(bytes)) => writer.write_tensor_bytes(bytes)?,
+            ToWriter::Bytes(Piece::Made(buf)) => {
                 writer.write_tensor_bytes(&buf)?;
                 let _ = recycle.send(buf);
             }
-            Piece::EndTensor => writer.finish_tensor()?,
-            Piece::Commit => return writer.commit(),
+            ToWriter::EndTensor => writer.finish_tensor()?,
+            ToWriter::Commit => return writer.commit(),
         }
     }
     // The producer stopped early (it reports why); dropping the writer deletes the temp file.
@@ -155,11 +153,11 @@ fn produce<'a>(
     imatrix: Option<&Imatrix>,
     plan: &Plan,
     progress: &dyn Progress,
-    to_writer: &mpsc::SyncSender<Piece<'a>>,
+    to_writer: &mpsc::SyncSender<ToWriter<'a>>,
     recycled: &mpsc::Receiver<Vec<u8>>,
 ) -> Result<(Vec<PrunedTensor>, usize)> {
     // A send fails only when the writer thread has stopped on an error of its own.
-    let send = |piece: Piece<'a>| {
+    let send = |piece: ToWriter<'a>| {
         to_writer
             .send(piece)
             .map_err(|_| Error::WriterState("the writer stopped".into()))
@@ -176,25 +174,22 @@ fn produce<'a>(
                     8 << 20,
                     || recycled.try_recv().unwrap_or_default(),
                     |piece| {
-                        let (n, piece) = match piece {
-                            source::Piece::Mapped(b) => (b.len(), Piece::Mapped(b)),
-                            source::Piece::Made(v) => (v.len(), Piece::Owned(v)),
-                        };
-                        send(piece)?;
-                        progress.advance(n as u64);
+                        let n = piece.bytes().len() as u64;
+                        send(ToWriter::Bytes(piece))?;
+                        progress.advance(n);
                         Ok(())
                     },
                 )?;
-                send(Piece::EndTensor)?;
+                send(ToWriter::EndTensor)?;
                 copied += 1;
             }
             Action::Prune(step) => {
                 let data = model.tensor_data(t.source)?;
                 let zeroed = prune_tensor(&t.info, &data, step, imatrix, &mut buffers, |out| {
-                    send(Piece::Owned(out))?;
+                    send(ToWriter::Bytes(Piece::Made(out)))?;
                     Ok(recycled.try_recv().unwrap_or_default())
                 })?;
-                send(Piece::EndTensor)?;
+                send(ToWriter::EndTensor)?;
                 progress.advance(data.len() as u64);
                 if zeroed != step.zeroed {
                     return Err(Error::Tensor {

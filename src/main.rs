@@ -10,7 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use dass_gguf::convert::{self, Progress};
 use dass_gguf::gguf::GgufModel;
-use dass_gguf::hf::model::HfModel;
+use dass_gguf::hf::model::{checkpoint_files, HfModel};
 use dass_gguf::hf::tensors::FileType;
 use dass_gguf::imatrix::Imatrix;
 use dass_gguf::inspect::{self, FileKind};
@@ -317,26 +317,27 @@ fn convert_command(a: ConvertArgs) -> Result<()> {
         || a.method.is_some()
         || a.sparsity.is_some()
         || a.pattern.is_some();
-    if checkpoint {
+    let (model, input_paths) = if checkpoint {
         // Before reading anything: the output may not be any file of the checkpoint.
-        let files: Vec<PathBuf> = std::fs::read_dir(&a.input)
-            .with_context(|| format!("reading {}", a.input.display()))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.is_file())
-            .collect();
+        let files = checkpoint_files(&a.input)?;
         let refs: Vec<&std::path::Path> = files.iter().map(|p| p.as_path()).collect();
         dass_gguf::gguf::writer::check_not_an_input(&a.output, &refs)?;
-    }
-    let model = if checkpoint {
         let file_type = match a.outtype {
             OutTypeArg::Auto => None,
             OutTypeArg::F32 => Some(FileType::F32),
             OutTypeArg::F16 => Some(FileType::F16),
             OutTypeArg::Bf16 => Some(FileType::BF16),
         };
-        Source::Hf(Box::new(HfModel::open(&a.input, file_type)?))
+        let model = HfModel::open(&a.input, file_type)?;
+        (Source::Hf(Box::new(model)), files)
     } else {
-        Source::Gguf(GgufModel::open(&a.input)?)
+        let model = GgufModel::open(&a.input)?;
+        let shards = model
+            .shards()
+            .iter()
+            .map(|s| s.path().to_path_buf())
+            .collect();
+        (Source::Gguf(model), shards)
     };
     // The checkpoint's weights are already in the chosen type; pruning keeps it.
     let options = if checkpoint {
@@ -347,7 +348,6 @@ fn convert_command(a: ConvertArgs) -> Result<()> {
     } else {
         options
     };
-    let input_paths = model.input_paths();
     let mut inputs: Vec<&std::path::Path> = input_paths.iter().map(|p| p.as_path()).collect();
     if let Some(p) = &a.imatrix {
         inputs.push(p);

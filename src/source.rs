@@ -3,7 +3,7 @@
 //! same way: metadata, tensor infos, and each tensor's bytes.
 
 use std::borrow::Cow;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::error::Result;
 use crate::gguf::split::TensorRef;
@@ -16,6 +16,16 @@ pub enum Piece<'a> {
     Mapped(&'a [u8]),
     /// Made from a checkpoint.
     Made(Vec<u8>),
+}
+
+impl Piece<'_> {
+    /// Its bytes.
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Piece::Mapped(b) => b,
+            Piece::Made(v) => v,
+        }
+    }
 }
 
 /// A model to convert.
@@ -78,14 +88,6 @@ impl Source {
             Source::Hf(m) => {
                 m.tensor_pieces(r.index, piece_bytes, buffer, |v| sink(Piece::Made(v)))
             }
-        }
-    }
-
-    /// Every file the conversion reads.
-    pub fn input_paths(&self) -> Vec<PathBuf> {
-        match self {
-            Source::Gguf(m) => m.shards().iter().map(|s| s.path().to_path_buf()).collect(),
-            Source::Hf(m) => m.input_paths(),
         }
     }
 

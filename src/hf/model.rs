@@ -9,7 +9,7 @@ use super::general::{general_kv, ParamCount};
 use super::kv::KvList;
 use super::safetensors::Safetensors;
 use super::tensors::{
-    auto_file_type, conversion_order, plan_tensors, produce, produce_rows, FileType, TensorRecipe,
+    auto_file_type, conversion_order, plan_tensors, produce_rows, FileType, TensorRecipe,
 };
 use super::vocab::{tokenizer_kv, vocab_len};
 use crate::error::{Error, Result};
@@ -22,7 +22,19 @@ pub struct HfModel {
     recipes: Vec<TensorRecipe>,
     infos: Vec<TensorInfo>,
     metadata: Vec<MetadataEntry>,
-    file_type: FileType,
+}
+
+/// Every regular file in a checkpoint directory: what a conversion may read, so what its
+/// output must not be.
+pub fn checkpoint_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let path = entry.map_err(|e| Error::io(dir, e))?.path();
+        if path.is_file() {
+            files.push(path);
+        }
+    }
+    Ok(files)
 }
 
 impl HfModel {
@@ -31,17 +43,14 @@ impl HfModel {
     pub fn open(dir: &Path, outtype: Option<FileType>) -> Result<Self> {
         let config = HfConfig::open(dir)?;
         let st = Safetensors::open_dir(dir)?;
-        let order: Vec<usize> = conversion_order(&st, config.class)
-            .into_iter()
-            .map(|(i, _)| i)
-            .collect();
+        let order = conversion_order(&st, config.class);
         let file_type = outtype.unwrap_or_else(|| auto_file_type(&st, &order));
         let n_vocab = if config.class == HfClass::Gemma3 {
             vocab_len(dir, config.class.name(), &config.hparams)?
         } else {
             usize::MAX
         };
-        let recipes = plan_tensors(&config, &st, file_type, n_vocab)?;
+        let recipes = plan_tensors(&config, &st, &order, file_type, n_vocab)?;
 
         let params = ParamCount::of(
             recipes
@@ -81,7 +90,6 @@ impl HfModel {
             recipes,
             infos,
             metadata,
-            file_type,
         })
     }
 
@@ -95,22 +103,14 @@ impl HfModel {
         &self.infos
     }
 
-    /// The bytes of GGUF tensor `index`, made from the checkpoint.
+    /// The bytes of GGUF tensor `index`, made from the checkpoint in one piece.
     pub fn tensor_bytes(&self, index: usize) -> Result<Vec<u8>> {
-        let r = &self.recipes[index];
-        let mut out = Vec::with_capacity(self.infos[index].n_bytes as usize);
-        produce(&self.st, r, &mut out)?;
-        if out.len() as u64 != self.infos[index].n_bytes {
-            return Err(Error::Tensor {
-                tensor: r.name.clone(),
-                message: format!(
-                    "internal error: made {} bytes, expected {}",
-                    out.len(),
-                    self.infos[index].n_bytes
-                ),
-            });
-        }
-        Ok(out)
+        let mut whole = Vec::new();
+        self.tensor_pieces(index, usize::MAX, Vec::new, |v| {
+            whole = v;
+            Ok(())
+        })?;
+        Ok(whole)
     }
 
     /// Makes GGUF tensor `index` in pieces of about `piece_bytes` (whole rows), handing each to
@@ -148,38 +148,8 @@ impl HfModel {
         Ok(())
     }
 
-    /// The output type of the converted weights.
-    pub fn file_type(&self) -> FileType {
-        self.file_type
-    }
-
-    /// The model class.
-    pub fn class(&self) -> HfClass {
-        self.config.class
-    }
-
     /// The directory.
     pub fn dir(&self) -> &Path {
         &self.config.dir
-    }
-
-    /// Every file the conversion reads (the output may not be one of them).
-    pub fn input_paths(&self) -> Vec<PathBuf> {
-        let mut v: Vec<PathBuf> = self.st.paths().map(Path::to_path_buf).collect();
-        for f in [
-            "config.json",
-            "tokenizer.json",
-            "tokenizer.model",
-            "tokenizer_config.json",
-            "generation_config.json",
-            "README.md",
-            "model.safetensors.index.json",
-        ] {
-            let p = self.config.dir.join(f);
-            if p.exists() {
-                v.push(p);
-            }
-        }
-        v
     }
 }

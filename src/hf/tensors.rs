@@ -236,8 +236,8 @@ fn output_type(name: &str, n_dims: usize, ft: FileType) -> GgmlType {
 
 /// The `--outtype auto` choice: the type of the first tensor with two or more dimensions that
 /// is BF16 or F16, in conversion order; F16 when there is none.
-pub fn auto_file_type(st: &Safetensors, order: &[usize]) -> FileType {
-    for &i in order {
+pub fn auto_file_type(st: &Safetensors, order: &[(usize, String)]) -> FileType {
+    for &(i, _) in order {
         let t = &st.tensors()[i];
         if t.shape.len() < 2 {
             continue;
@@ -273,16 +273,17 @@ pub fn conversion_order(st: &Safetensors, class: HfClass) -> Vec<(usize, String)
     out
 }
 
-/// Plans every GGUF tensor of the checkpoint. `vocab_len` is the vocabulary size the tokenizer
-/// path produces (Gemma 3 trims its embedding to it).
+/// Plans every GGUF tensor of the checkpoint from its tensors in [`conversion_order`].
+/// `vocab_len` is the vocabulary size the tokenizer path produces (Gemma 3 trims its embedding
+/// to it).
 pub fn plan_tensors(
     cfg: &HfConfig,
     st: &Safetensors,
+    order: &[(usize, String)],
     ft: FileType,
     vocab_len: usize,
 ) -> Result<Vec<TensorRecipe>> {
     let class = cfg.class;
-    let order = conversion_order(st, class);
     let heads = cfg.u32("num_attention_heads")? as usize;
     let kv_heads = cfg.u32("num_key_value_heads")? as usize;
     let n_experts = match class {
@@ -309,8 +310,9 @@ pub fn plan_tensors(
     // Per layer: expert index -> (matrix name -> source tensor).
     let mut experts: HashMap<u32, HashMap<(usize, &'static str), usize>> = HashMap::new();
     for (idx, name) in order {
+        let (idx, name) = (*idx, name.as_str());
         let t = &st.tensors()[idx];
-        let mapped = map_name(&name, class).ok_or_else(|| Error::Tensor {
+        let mapped = map_name(name, class).ok_or_else(|| Error::Tensor {
             tensor: t.name.clone(),
             message: format!(
                 "cannot map this checkpoint tensor to a GGUF name for {}",
@@ -431,13 +433,13 @@ pub fn plan_tensors(
             group.len()
         )));
     }
-    check_shapes(cfg, st, &recipes)?;
+    check_shapes(cfg, &recipes)?;
     Ok(recipes)
 }
 
 /// The shapes config.json implies, checked against the tensors (a config that disagrees with
 /// the checkpoint is an error, not a file llama.cpp refuses later).
-fn check_shapes(cfg: &HfConfig, _st: &Safetensors, recipes: &[TensorRecipe]) -> Result<()> {
+fn check_shapes(cfg: &HfConfig, recipes: &[TensorRecipe]) -> Result<()> {
     let hidden = cfg.u32("hidden_size")? as u64;
     let blocks = cfg.block_count()?;
     let bad = |r: &TensorRecipe, what: String| Error::Tensor {
