@@ -85,6 +85,12 @@ pub enum Error {
     #[error("{0}")]
     Plan(String),
 
+    /// A Hugging Face checkpoint that cannot be converted: a config, tokenizer, model card or
+    /// tensor the converter would refuse or that this tool does not support. `path` is the
+    /// file (or, when no single file is to blame, the checkpoint directory).
+    #[error("{}: {message}", path.display())]
+    Checkpoint { path: PathBuf, message: String },
+
     /// A safetensors header that cannot be parsed.
     #[error("safetensors: {0}")]
     Safetensors(String),
@@ -99,6 +105,14 @@ impl Error {
         Error::Io {
             path: path.into(),
             source,
+        }
+    }
+
+    /// A checkpoint problem in `path`.
+    pub fn checkpoint(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        Error::Checkpoint {
+            path: path.into(),
+            message: message.into(),
         }
     }
 
