@@ -77,6 +77,12 @@ pub enum Error {
     #[error("refusing to write {output}: it is the same file as the input {input}")]
     OutputIsInput { output: PathBuf, input: PathBuf },
 
+    /// Arguments that cannot be honoured as given: an existing output without `--force`, a
+    /// report in a missing directory or one that would replace a file, `--zeros` on a file
+    /// that is not a model.
+    #[error("{0}")]
+    Usage(String),
+
     /// A writer used out of order (a bug in the caller, reported rather than panicking).
     #[error("GGUF writer: {0}")]
     WriterState(String),

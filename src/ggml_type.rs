@@ -267,6 +267,28 @@ impl GgmlType {
     pub fn is_quantized(self) -> bool {
         !matches!(self, F32 | F16 | BF16 | I8 | I16 | I32 | I64 | F64)
     }
+
+    /// `general.file_type` (llama.cpp's `llama_ftype`, gguf-py's `LlamaFileType`) of a file
+    /// whose weights are mostly of this type; `None` for types no file type is named after.
+    /// The one table of file types in the crate.
+    pub fn llama_ftype(self) -> Option<u32> {
+        Some(match self {
+            F32 => 0,
+            F16 => 1,
+            Q4_0 => 2,
+            Q4_1 => 3,
+            Q8_0 => 7,
+            Q5_0 => 8,
+            Q5_1 => 9,
+            Q2_K => 10,
+            Q3_K => 12,
+            Q4_K => 15,
+            Q5_K => 17,
+            Q6_K => 18,
+            BF16 => 32,
+            _ => return None,
+        })
+    }
 }
 
 impl fmt::Display for GgmlType {

@@ -459,3 +459,74 @@ impl fmt::Display for SafetensorsReport {
 pub fn zeros_work(model: &GgufModel) -> u64 {
     model.tensors().map(|(_, t)| t.n_bytes).sum()
 }
+
+/// What `inspect` found in a file.
+pub enum Inspection {
+    Model(ModelReport),
+    Imatrix(ImatrixReport),
+    Safetensors(SafetensorsReport),
+}
+
+impl Inspection {
+    /// The report as text for people, or as pretty-printed JSON.
+    pub fn render(&self, json: bool) -> Result<String> {
+        fn one<T: Serialize + fmt::Display>(report: &T, json: bool) -> Result<String> {
+            Ok(if json {
+                let mut s = serde_json::to_string_pretty(report)
+                    .map_err(|e| Error::Usage(format!("encoding the report as JSON: {e}")))?;
+                s.push('\n');
+                s
+            } else {
+                report.to_string()
+            })
+        }
+        match self {
+            Inspection::Model(r) => one(r, json),
+            Inspection::Imatrix(r) => one(r, json),
+            Inspection::Safetensors(r) => one(r, json),
+        }
+    }
+}
+
+/// Inspects the file at `path`, whatever it holds. With `zeros` (model GGUF files only) every
+/// tensor is dequantized to count exact zeros: `start` is told the bytes that pass will read,
+/// and `progress` each finished chunk.
+pub fn inspect_path(
+    path: &Path,
+    zeros: bool,
+    start: impl FnOnce(u64),
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Inspection> {
+    if path.is_dir() {
+        return Err(Error::Usage(format!(
+            "{} is a directory: inspect reads one file (for a Hugging Face checkpoint, one of its .safetensors files)",
+            path.display()
+        )));
+    }
+    let kind = detect(path)?;
+    if zeros && kind != FileKind::GgufModel {
+        return Err(Error::Usage(
+            "--zeros applies to model GGUF files only".into(),
+        ));
+    }
+    Ok(match kind {
+        FileKind::GgufModel => {
+            let model = GgufModel::open(path)?;
+            if zeros {
+                start(zeros_work(&model));
+            }
+            Inspection::Model(inspect_model(&model, zeros, progress)?)
+        }
+        FileKind::GgufImatrix => Inspection::Imatrix(inspect_imatrix(path, &Imatrix::open(path)?)),
+        FileKind::LegacyImatrix => {
+            let im = Imatrix::open(path).map_err(|e| {
+                Error::Usage(format!(
+                    "{} is neither GGUF nor safetensors, and reading it as a legacy imatrix failed: {e}",
+                    path.display()
+                ))
+            })?;
+            Inspection::Imatrix(inspect_imatrix(path, &im))
+        }
+        FileKind::Safetensors => Inspection::Safetensors(inspect_safetensors(path)?),
+    })
+}

@@ -6,15 +6,19 @@
 pub mod convert;
 pub mod dequant;
 pub mod error;
+pub mod execute;
 pub mod ggml_type;
 pub mod gguf;
 pub mod hf;
 pub mod imatrix;
 pub mod inspect;
 pub mod kernels;
+pub mod metadata;
+pub mod out_type;
 pub mod plan;
 pub mod report;
 pub mod roles;
+pub mod rules;
 pub mod source;
 
 pub use error::{Error, Result};

@@ -8,16 +8,13 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use dass_gguf::convert::{self, Progress};
-use dass_gguf::gguf::GgufModel;
-use dass_gguf::hf::model::{checkpoint_files, HfModel};
-use dass_gguf::hf::tensors::FileType;
-use dass_gguf::imatrix::Imatrix;
-use dass_gguf::inspect::{self, FileKind};
+use dass_gguf::convert::{Job, Request};
+use dass_gguf::execute::Progress;
+use dass_gguf::inspect;
 use dass_gguf::kernels::Pattern;
-use dass_gguf::plan::{self, Method, OutType, Scope};
-use dass_gguf::report::Report;
-use dass_gguf::source::Source;
+use dass_gguf::out_type::OutType;
+use dass_gguf::plan::{self, Scope};
+use dass_gguf::rules::Method;
 
 #[derive(Parser)]
 #[command(
@@ -96,61 +93,14 @@ fn progress_bar(total: u64, quiet: bool) -> ProgressBar {
 }
 
 fn inspect_command(file: &std::path::Path, json: bool, zeros: bool, quiet: bool) -> Result<()> {
-    if file.is_dir() {
-        anyhow::bail!(
-            "{} is a directory: inspect reads one file (for a Hugging Face checkpoint, one of its .safetensors files)",
-            file.display()
-        );
-    }
-    let kind = inspect::detect(file)?;
-    if zeros && kind != FileKind::GgufModel {
-        anyhow::bail!("--zeros applies to model GGUF files only");
-    }
-    let text = match kind {
-        FileKind::GgufModel => {
-            let model = GgufModel::open(file)?;
-            let bar = progress_bar(
-                if zeros {
-                    inspect::zeros_work(&model)
-                } else {
-                    0
-                },
-                quiet || !zeros,
-            );
-            bar.set_message("counting zeros");
-            let report = inspect::inspect_model(&model, zeros, &|n| bar.inc(n))?;
-            bar.finish_and_clear();
-            render(&report, json)?
-        }
-        FileKind::GgufImatrix | FileKind::LegacyImatrix => {
-            let im = Imatrix::open(file).with_context(|| {
-                if kind == FileKind::LegacyImatrix {
-                    format!(
-                        "{} is neither GGUF nor safetensors, and reading it as a legacy imatrix failed",
-                        file.display()
-                    )
-                } else {
-                    format!("reading imatrix {}", file.display())
-                }
-            })?;
-            render(&inspect::inspect_imatrix(file, &im), json)?
-        }
-        FileKind::Safetensors => render(&inspect::inspect_safetensors(file)?, json)?,
-    };
+    let bar = progress_bar(0, quiet || !zeros);
+    bar.set_message("counting zeros");
+    let report = inspect::inspect_path(file, zeros, |n| bar.set_length(n), &|n| bar.inc(n))?;
+    bar.finish_and_clear();
     let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())?;
+    out.write_all(report.render(json)?.as_bytes())?;
     out.flush()?;
     Ok(())
-}
-
-fn render<T: serde::Serialize + std::fmt::Display>(report: &T, json: bool) -> Result<String> {
-    Ok(if json {
-        let mut s = serde_json::to_string_pretty(report)?;
-        s.push('\n');
-        s
-    } else {
-        report.to_string()
-    })
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -310,90 +260,21 @@ fn convert_command(a: ConvertArgs) -> Result<()> {
             OutTypeArg::Bf16 => OutType::Bf16,
         },
     };
-
-    let checkpoint = Source::is_checkpoint_dir(&a.input);
-    let prune = !checkpoint
-        || a.imatrix.is_some()
-        || a.method.is_some()
-        || a.sparsity.is_some()
-        || a.pattern.is_some();
-    let (model, input_paths) = if checkpoint {
-        // Before reading anything: the output may not be any file of the checkpoint.
-        let files = checkpoint_files(&a.input)?;
-        let refs: Vec<&std::path::Path> = files.iter().map(|p| p.as_path()).collect();
-        dass_gguf::gguf::writer::check_not_an_input(&a.output, &refs)?;
-        let file_type = match a.outtype {
-            OutTypeArg::Auto => None,
-            OutTypeArg::F32 => Some(FileType::F32),
-            OutTypeArg::F16 => Some(FileType::F16),
-            OutTypeArg::Bf16 => Some(FileType::BF16),
-        };
-        let model = HfModel::open(&a.input, file_type)?;
-        (Source::Hf(Box::new(model)), files)
-    } else {
-        let model = GgufModel::open(&a.input)?;
-        let shards = model
-            .shards()
-            .iter()
-            .map(|s| s.path().to_path_buf())
-            .collect();
-        (Source::Gguf(model), shards)
-    };
-    // The checkpoint's weights are already in the chosen type; pruning keeps it.
-    let options = if checkpoint {
-        plan::Options {
-            outtype: OutType::Auto,
-            ..options
-        }
-    } else {
-        options
-    };
-    let mut inputs: Vec<&std::path::Path> = input_paths.iter().map(|p| p.as_path()).collect();
-    if let Some(p) = &a.imatrix {
-        inputs.push(p);
-    }
-    dass_gguf::gguf::writer::check_not_an_input(&a.output, &inputs)?;
-    if let Some(report) = &a.report {
-        let mut taken = inputs.clone();
-        taken.push(&a.output);
-        dass_gguf::gguf::writer::check_not_an_input(report, &taken)
-            .context("--report must name a file that is neither an input nor the output")?;
-        if report == &a.output {
-            anyhow::bail!("--report and --output name the same file");
-        }
-        let dir = report.parent().filter(|p| !p.as_os_str().is_empty());
-        if dir.is_some_and(|d| !d.is_dir()) {
-            anyhow::bail!(
-                "cannot write the report {}: its directory does not exist",
-                report.display()
-            );
-        }
-    }
-    if !a.dry_run && !a.force && a.output.exists() {
-        anyhow::bail!("{} exists: pass --force to replace it", a.output.display());
-    }
-    let imatrix = match &a.imatrix {
-        Some(p) => Some(Imatrix::open(p)?),
-        None => None,
-    };
-    let imatrix_name = a
-        .imatrix
-        .as_ref()
-        .and_then(|p| p.file_name())
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let plan = if prune {
-        plan::make_plan(
-            &model,
-            imatrix.as_ref().map(|i| (i, imatrix_name.as_str())),
-            &options,
-        )?
-    } else {
-        plan::conversion_plan(&model)
-    };
+    let pruning_requested =
+        a.imatrix.is_some() || a.method.is_some() || a.sparsity.is_some() || a.pattern.is_some();
+    let job = Job::prepare(Request {
+        input: a.input,
+        output: a.output,
+        imatrix: a.imatrix,
+        options,
+        pruning_requested,
+        report: a.report,
+        dry_run: a.dry_run,
+        force: a.force,
+    })?;
     if a.dry_run {
         let mut out = std::io::stdout().lock();
-        write!(out, "{plan}")?;
+        write!(out, "{}", job.plan())?;
         out.flush()?;
         return Ok(());
     }
@@ -409,27 +290,8 @@ fn convert_command(a: ConvertArgs) -> Result<()> {
         );
     }
     let bar = Bar(bar);
-    let outcome = convert::execute(
-        &model,
-        imatrix.as_ref(),
-        &plan,
-        &a.output,
-        &inputs,
-        a.force,
-        &bar,
-    )?;
+    let report = job.run(&bar)?;
     bar.0.finish_and_clear();
-    let report = Report::new(
-        model.describe(),
-        a.output.display().to_string(),
-        a.imatrix.as_ref().map(|p| p.display().to_string()),
-        &plan,
-        outcome,
-    );
-    if let Some(path) = &a.report {
-        let json = serde_json::to_string_pretty(&report)? + "\n";
-        std::fs::write(path, json).with_context(|| format!("writing report {}", path.display()))?;
-    }
     if !a.quiet {
         eprint!("{report}");
     }

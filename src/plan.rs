@@ -1,10 +1,11 @@
 //! Deciding, before anything is written, what happens to every tensor.
 //!
-//! `make_plan` turns the user's options, the model and the imatrix into a [`Plan`]: per tensor
-//! either a byte copy or a pruning step with its score rule, comparison groups, output type and
-//! the exact number of weights it will zero. Every check that can fail on the inputs' shapes or
-//! statistics (missing or mis-sized imatrix entries, N:M divisibility, non-finite statistics,
-//! types that cannot be dequantized, DaSS on a model without a gate) fails here, early.
+//! [`make_plan`] turns the user's options, the model and the imatrix into a [`Plan`]: per
+//! tensor either a byte copy or a [`PruneStep`] with its rule (score, groups and factors, from
+//! [`crate::rules`]), output type and the exact number of weights it will zero. Every check
+//! that can fail on the inputs' shapes or statistics (missing or mis-sized imatrix entries, N:M
+//! divisibility, non-finite statistics, types that cannot be dequantized, DaSS on a model
+//! without a gate) fails here, early. The output's metadata comes from [`crate::metadata`].
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -15,30 +16,14 @@ use crate::dequant::can_dequantize;
 use crate::error::{Error, Result};
 use crate::ggml_type::GgmlType;
 use crate::gguf::split::TensorRef;
-use crate::gguf::{MetadataEntry, TensorInfo, TensorSpec, Value, ValueType};
+use crate::gguf::{MetadataEntry, TensorInfo, TensorSpec};
 use crate::imatrix::Imatrix;
 use crate::kernels::{zero_count, Axis, Pattern};
+use crate::metadata::output_metadata;
+use crate::out_type::OutType;
 use crate::roles::{classify, Role, TensorRole};
+use crate::rules::{rule_for, Method, Rule, TensorContext};
 use crate::source::Source;
-
-/// The pruning method (method.md "Scores").
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Method {
-    Dass,
-    Wanda,
-    Magnitude,
-}
-
-impl Method {
-    /// The name used on the command line and in metadata.
-    pub fn name(self) -> &'static str {
-        match self {
-            Method::Dass => "dass",
-            Method::Wanda => "wanda",
-            Method::Magnitude => "magnitude",
-        }
-    }
-}
 
 /// Which tensors are candidates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,22 +44,12 @@ impl Scope {
     }
 }
 
-/// The type pruned tensors are written in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OutType {
-    /// Float tensors keep their type; quantized ones become F16.
-    Auto,
-    F32,
-    F16,
-    Bf16,
-}
-
 /// Everything the user chose.
 #[derive(Debug, Clone)]
 pub struct Options {
     pub method: Method,
     pub pattern: Pattern,
-    /// Exponent on the down-projection activation norm in DaSS (method.md: `alpha`).
+    /// Exponent on the down-projection activation norm in DaSS (docs/method.md "Scores": `alpha`).
     pub alpha: f32,
     pub scope: Scope,
     /// When non-empty, only tensors matching one of these are pruned.
@@ -84,51 +59,13 @@ pub struct Options {
     pub outtype: OutType,
 }
 
-/// How a pruned tensor's weights are scaled before ranking: `score = |w| * factor`.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ScoreRule {
-    /// `factor = 1`.
-    Magnitude,
-    /// `factor[c] = sqrt(v_entry[c])` per input column (Wanda).
-    Wanda { entry: String },
-    /// `factor[r] = v_down[r] ^ (alpha/2)` per output row, from the paired down projection.
-    Dass { down_entry: String, alpha: f32 },
-}
-
-impl ScoreRule {
-    /// A short name for reports.
-    pub fn name(&self) -> &'static str {
-        match self {
-            ScoreRule::Magnitude => "magnitude",
-            ScoreRule::Wanda { .. } => "wanda",
-            ScoreRule::Dass { .. } => "dass",
-        }
-    }
-
-    /// The imatrix entry the rule reads, if any.
-    pub fn entry(&self) -> Option<&str> {
-        match self {
-            ScoreRule::Magnitude => None,
-            ScoreRule::Wanda { entry } => Some(entry),
-            ScoreRule::Dass { down_entry, .. } => Some(down_entry),
-        }
-    }
-}
-
 /// How one tensor is pruned.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PruneStep {
     pub role: Role,
-    pub score: ScoreRule,
-    pub axis: Axis,
+    /// Score, groups, matrices and factors.
+    pub rule: Rule,
     pub pattern: Pattern,
-    /// Independent matrices in the tensor: experts, or the two halves of phi3's fused
-    /// gate+up under DaSS. Each is `rows × cols`, stored one after the other.
-    pub matrices: usize,
-    pub rows: usize,
-    pub cols: usize,
-    /// Whether every matrix uses the same imatrix vector (phi3's halves) or its own (experts).
-    pub shared_statistics: bool,
     pub out_type: GgmlType,
     /// Exactly how many weights will be zeroed.
     pub zeroed: u64,
@@ -181,16 +118,45 @@ pub struct OptionsSummary {
     pub nm_orientation_other: Option<&'static str>,
 }
 
+/// Weights zeroed out of weights considered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Zeroed {
+    pub zeroed: u64,
+    pub weights: u64,
+}
+
+impl Zeroed {
+    /// `zeroed / weights` (0 when there are no weights): the one place this ratio is made.
+    pub fn sparsity(self) -> f64 {
+        if self.weights == 0 {
+            0.0
+        } else {
+            self.zeroed as f64 / self.weights as f64
+        }
+    }
+}
+
 impl Plan {
     /// Weights that will be zeroed, and weights in pruned tensors.
-    pub fn totals(&self) -> (u64, u64) {
+    pub fn totals(&self) -> Zeroed {
         self.tensors
             .iter()
             .filter_map(|t| match &t.action {
                 Action::Prune(s) => Some((s.zeroed, t.info.n_elements())),
                 Action::Copy => None,
             })
-            .fold((0, 0), |(z, n), (a, b)| (z + a, n + b))
+            .fold(Zeroed::default(), |acc, (z, n)| Zeroed {
+                zeroed: acc.zeroed + z,
+                weights: acc.weights + n,
+            })
+    }
+
+    /// How many tensors are pruned.
+    pub fn pruned_tensors(&self) -> usize {
+        self.tensors
+            .iter()
+            .filter(|t| matches!(t.action, Action::Prune(_)))
+            .count()
     }
 }
 
@@ -211,12 +177,19 @@ pub fn pattern_sparsity(p: Pattern) -> f64 {
 }
 
 /// Builds the plan and checks everything that can be checked before reading weights.
+/// `imatrix` is the statistics and the file name recorded in the metadata.
 pub fn make_plan(
     model: &Source,
     imatrix: Option<(&Imatrix, &str)>,
     opts: &Options,
 ) -> Result<Plan> {
     check_options(opts)?;
+    if opts.method.needs_statistics() && imatrix.is_none() {
+        return Err(Error::Plan(format!(
+            "--method {} needs activation statistics: pass --imatrix FILE",
+            opts.method.name()
+        )));
+    }
     let arch = model
         .get("general.architecture")
         .ok_or_else(|| Error::MissingKey("general.architecture".into()))?
@@ -228,14 +201,13 @@ pub fn make_plan(
     for (source, info) in &tensors {
         let role = classify(&arch, &info.name);
         let action = if selected(&role, &info.name, opts) {
-            Action::Prune(plan_tensor(
-                &arch,
+            let context = TensorContext {
+                arch: &arch,
                 info,
-                &role,
-                &names,
-                imatrix.map(|i| i.0),
-                opts,
-            )?)
+                role: &role,
+                names: &names,
+            };
+            Action::Prune(plan_tensor(&context, imatrix.map(|i| i.0), opts)?)
         } else {
             Action::Copy
         };
@@ -245,19 +217,12 @@ pub fn make_plan(
             action,
         });
     }
-    if opts.method != Method::Magnitude && imatrix.is_none() {
-        return Err(Error::Plan(format!(
-            "--method {} needs activation statistics: pass --imatrix FILE",
-            opts.method.name()
-        )));
-    }
-    let summary = summarise(opts);
     let mut plan = Plan {
         tensors: plans,
         metadata: Vec::new(),
-        options_summary: summary,
+        options_summary: summarise(opts),
     };
-    plan.metadata = output_metadata(model, imatrix, &plan)?;
+    plan.metadata = output_metadata(model.metadata(), imatrix, &plan)?;
     Ok(plan)
 }
 
@@ -318,13 +283,11 @@ fn selected(role: &TensorRole, name: &str, opts: &Options) -> bool {
 }
 
 fn plan_tensor(
-    arch: &str,
-    info: &TensorInfo,
-    role: &TensorRole,
-    names: &BTreeSet<&str>,
+    t: &TensorContext<'_>,
     imatrix: Option<&Imatrix>,
     opts: &Options,
 ) -> Result<PruneStep> {
+    let (info, role) = (t.info, t.role);
     let tensor_err = |message: String| Error::Tensor {
         tensor: info.name.clone(),
         message,
@@ -363,65 +326,12 @@ fn plan_tensor(
             info.dims
         )));
     }
-    let (cols, rows, n_mat) = (ne[0] as usize, ne[1] as usize, ne[2] as usize);
+    let shape = (ne[0] as usize, ne[1] as usize, ne[2] as usize);
+    let rule = rule_for(opts.method, opts.alpha, t, shape, imatrix)?;
 
-    let dass_here = opts.method == Method::Dass && role.role.is_glu_input_side();
-    if opts.method == Method::Dass && matches!(role.role, Role::FfnUp) {
-        // A lone up projection (no gate in its block) is a non-GLU feed-forward.
-        let gate = format!(
-            "blk.{}.ffn_gate{}.weight",
-            role.block.unwrap_or(0),
-            role.variant
-        );
-        if !names.contains(gate.as_str()) {
-            return Err(Error::Plan(format!(
-                "DaSS needs a gated (GLU) feed-forward, but '{}' has no '{gate}' beside it \
-                 (architecture '{arch}'): use --method wanda or --method magnitude",
-                info.name
-            )));
-        }
-    }
-
-    let (score, axis, matrices, rows, shared) = if opts.method == Method::Magnitude {
-        (ScoreRule::Magnitude, Axis::Row, n_mat, rows, false)
-    } else if dass_here {
-        let down = role.down_projection().unwrap_or_default();
-        let (m, r, shared) = if role.role == Role::FfnGateUpFused {
-            if rows % 2 != 0 {
-                return Err(tensor_err(format!(
-                    "fused gate+up has {rows} rows, which is not even"
-                )));
-            }
-            (2, rows / 2, true)
-        } else {
-            (n_mat, rows, false)
-        };
-        let rule = ScoreRule::Dass {
-            down_entry: down,
-            alpha: opts.alpha,
-        };
-        (rule, Axis::Column, m, r, shared)
-    } else {
-        let rule = ScoreRule::Wanda {
-            entry: info.name.clone(),
-        };
-        (rule, Axis::Row, n_mat, rows, false)
-    };
-
-    if let (Some(entry), Some(im)) = (score.entry(), imatrix) {
-        // DaSS reads one value per output row; Wanda one per input column.
-        let len = if matches!(score, ScoreRule::Dass { .. }) {
-            rows
-        } else {
-            cols
-        };
-        let wanted = if shared { 1 } else { matrices };
-        check_statistics(im, entry, &info.name, len, wanted)?;
-    }
-
-    let grouped = match axis {
-        Axis::Row => cols,
-        Axis::Column => rows,
+    let grouped = match rule.axis {
+        Axis::Row => rule.cols,
+        Axis::Column => rule.rows,
     };
     if let Pattern::NM { n, m } = opts.pattern {
         if grouped % m != 0 {
@@ -430,63 +340,14 @@ fn plan_tensor(
             )));
         }
     }
-    let out_type = match (opts.outtype, info.ty) {
-        (OutType::Auto, t) if !t.is_quantized() => t,
-        (OutType::Auto, _) | (OutType::F16, _) => GgmlType::F16,
-        (OutType::F32, _) => GgmlType::F32,
-        (OutType::Bf16, _) => GgmlType::BF16,
-    };
-    let zeroed = zero_count(rows, cols, axis, opts.pattern) * matrices as u64;
+    let zeroed = zero_count(rule.rows, rule.cols, rule.axis, opts.pattern) * rule.matrices as u64;
     Ok(PruneStep {
         role: role.role,
-        score,
-        axis,
+        rule,
         pattern: opts.pattern,
-        matrices,
-        rows,
-        cols,
-        shared_statistics: shared,
-        out_type,
+        out_type: opts.outtype.for_pruned(info.ty),
         zeroed,
     })
-}
-
-/// The imatrix entry `entry` must exist, hold `matrices` vectors of `len` values, and be
-/// finite and non-negative.
-fn check_statistics(
-    im: &Imatrix,
-    entry: &str,
-    tensor: &str,
-    len: usize,
-    matrices: usize,
-) -> Result<()> {
-    let e = im.get(entry).ok_or_else(|| {
-        Error::Plan(format!(
-            "tensor '{tensor}' needs imatrix entry '{entry}', which the imatrix does not have"
-        ))
-    })?;
-    let ok = e.mean_sq.len() == len * matrices && (e.n_mat == 1 || e.n_mat == matrices);
-    if !ok {
-        return Err(Error::Plan(format!(
-            "tensor '{tensor}' needs imatrix entry '{entry}' with {matrices} × {len} values, \
-             but it has {} ({} matrices of {})",
-            e.mean_sq.len(),
-            e.n_mat,
-            e.len_per_matrix()
-        )));
-    }
-    if let Some((i, v)) = e
-        .mean_sq
-        .iter()
-        .enumerate()
-        .find(|(_, v)| !v.is_finite() || **v < 0.0)
-    {
-        return Err(Error::Plan(format!(
-            "imatrix entry '{entry}' (for tensor '{tensor}') holds {v} at index {i}: \
-             statistics must be finite and non-negative"
-        )));
-    }
-    Ok(())
 }
 
 fn summarise(opts: &Options) -> OptionsSummary {
@@ -495,133 +356,20 @@ fn summarise(opts: &Options) -> OptionsSummary {
         method: opts.method.name(),
         pattern: pattern_name(opts.pattern),
         sparsity: pattern_sparsity(opts.pattern),
-        alpha: (opts.method == Method::Dass).then_some(opts.alpha),
+        alpha: opts.method.uses_alpha().then_some(opts.alpha),
         scope: opts.scope.name(),
-        nm_orientation_gate_up: nm.then_some(if opts.method == Method::Dass {
-            "output"
-        } else {
-            "input"
-        }),
-        nm_orientation_other: nm.then_some("input"),
+        nm_orientation_gate_up: nm.then_some(orientation(opts.method.gate_up_axis())),
+        nm_orientation_other: nm.then_some(orientation(Axis::Row)),
     }
 }
 
-/// `llama_ftype` for a file whose weights are mostly of type `t`.
-fn ftype_of(t: GgmlType) -> Option<u32> {
-    Some(match t {
-        GgmlType::F32 => 0,
-        GgmlType::F16 => 1,
-        GgmlType::Q4_0 => 2,
-        GgmlType::Q4_1 => 3,
-        GgmlType::Q8_0 => 7,
-        GgmlType::Q5_0 => 8,
-        GgmlType::Q5_1 => 9,
-        GgmlType::Q2_K => 10,
-        GgmlType::Q3_K => 12,
-        GgmlType::Q4_K => 15,
-        GgmlType::Q5_K => 17,
-        GgmlType::Q6_K => 18,
-        GgmlType::BF16 => 32,
-        _ => return None,
-    })
-}
-
-/// The input's metadata (the first shard's, less the split keys), `general.file_type`
-/// updated when tensor types change, and the `dass.*` keys, typed as gguf-py types them.
-fn output_metadata(
-    model: &Source,
-    imatrix: Option<(&Imatrix, &str)>,
-    plan: &Plan,
-) -> Result<Vec<MetadataEntry>> {
-    let mut out: Vec<MetadataEntry> = model
-        .metadata()
-        .iter()
-        .filter(|kv| !kv.key.starts_with("split.") && !kv.key.starts_with("dass."))
-        .cloned()
-        .collect();
-
-    let types_change = plan
-        .tensors
-        .iter()
-        .any(|t| matches!(&t.action, Action::Prune(s) if s.out_type != t.info.ty));
-    if types_change {
-        // The file type names the type holding most weight elements (2-D and larger tensors).
-        let mut by_type: std::collections::BTreeMap<GgmlType, u64> = Default::default();
-        for t in &plan.tensors {
-            if t.info.dims.len() >= 2 {
-                *by_type.entry(t.output_spec().ty).or_default() += t.info.n_elements();
-            }
-        }
-        if let Some(ftype) = by_type
-            .into_iter()
-            .max_by_key(|(_, n)| *n)
-            .and_then(|(t, _)| ftype_of(t))
-        {
-            set(&mut out, "general.file_type", Value::U32(ftype))?;
-        }
+/// The dimension N:M groups run along on a tensor grouped on `axis`: rows hold the input
+/// dimension, columns the output dimension.
+fn orientation(axis: Axis) -> &'static str {
+    match axis {
+        Axis::Row => "input",
+        Axis::Column => "output",
     }
-
-    let s = &plan.options_summary;
-    let (zeroed, total) = plan.totals();
-    let achieved = if total == 0 {
-        0.0
-    } else {
-        zeroed as f64 / total as f64
-    };
-    set(
-        &mut out,
-        "dass.version",
-        Value::string(env!("CARGO_PKG_VERSION")),
-    )?;
-    set(&mut out, "dass.method", Value::string(s.method))?;
-    set(&mut out, "dass.pattern", Value::string(&s.pattern))?;
-    set(&mut out, "dass.sparsity", Value::F32(s.sparsity as f32))?;
-    if let Some(alpha) = s.alpha {
-        set(&mut out, "dass.alpha", Value::F32(alpha))?;
-    }
-    set(&mut out, "dass.scope", Value::string(s.scope))?;
-    if let (Some(g), Some(o)) = (s.nm_orientation_gate_up, s.nm_orientation_other) {
-        set(&mut out, "dass.nm_groups.gate_up", Value::string(g))?;
-        set(&mut out, "dass.nm_groups.other", Value::string(o))?;
-    }
-    let pruned = plan
-        .tensors
-        .iter()
-        .filter(|t| matches!(t.action, Action::Prune(_)))
-        .count();
-    set(&mut out, "dass.pruned_tensors", Value::U32(pruned as u32))?;
-    set(
-        &mut out,
-        "dass.sparsity_achieved",
-        Value::F32(achieved as f32),
-    )?;
-    if let Some((im, file)) = imatrix {
-        set(&mut out, "dass.imatrix.file", Value::string(file))?;
-        let datasets = im.datasets.iter().map(|d| Value::string(d)).collect();
-        set(
-            &mut out,
-            "dass.imatrix.datasets",
-            Value::Array(ValueType::String, datasets),
-        )?;
-        if let Some(c) = im.chunk_count {
-            set(
-                &mut out,
-                "dass.imatrix.chunk_count",
-                Value::U32(c.min(u32::MAX as u64) as u32),
-            )?;
-        }
-    }
-    Ok(out)
-}
-
-/// Replaces `key`'s value in place, or appends it.
-fn set(meta: &mut Vec<MetadataEntry>, key: &str, value: Value) -> Result<()> {
-    let entry = MetadataEntry::new(key, &value)?;
-    match meta.iter_mut().find(|kv| kv.key == key) {
-        Some(kv) => *kv = entry,
-        None => meta.push(entry),
-    }
-    Ok(())
 }
 
 impl fmt::Display for Plan {
@@ -640,7 +388,7 @@ impl fmt::Display for Plan {
             match &t.action {
                 Action::Copy => writeln!(f, "  {:<36} {:<6} copy", t.info.name, t.info.ty)?,
                 Action::Prune(p) => {
-                    let groups = match (p.axis, p.pattern) {
+                    let groups = match (p.rule.axis, p.pattern) {
                         (Axis::Row, Pattern::Unstructured { .. }) => "per output row".to_string(),
                         (Axis::Column, Pattern::Unstructured { .. }) => {
                             "per input column".to_string()
@@ -649,12 +397,13 @@ impl fmt::Display for Plan {
                         (Axis::Column, Pattern::NM { n, m }) => format!("{n}:{m} down each column"),
                     };
                     let stats = p
-                        .score
-                        .entry()
+                        .rule
+                        .entry
+                        .as_ref()
                         .map(|e| format!(" [{e}]"))
                         .unwrap_or_default();
-                    let mats = if p.matrices > 1 {
-                        format!(", {} matrices", p.matrices)
+                    let mats = if p.rule.matrices > 1 {
+                        format!(", {} matrices", p.rule.matrices)
                     } else {
                         String::new()
                     };
@@ -665,7 +414,7 @@ impl fmt::Display for Plan {
                         t.info.ty,
                         p.role,
                         s.method,
-                        p.score.name(),
+                        p.rule.score.name(),
                         p.zeroed,
                         t.info.n_elements(),
                         p.out_type
@@ -673,15 +422,13 @@ impl fmt::Display for Plan {
                 }
             }
         }
-        let (z, n) = self.totals();
+        let z = self.totals();
         writeln!(
             f,
-            "total: zero {z} of {n} weights in pruned tensors ({:.2}%)",
-            if n == 0 {
-                0.0
-            } else {
-                100.0 * z as f64 / n as f64
-            }
+            "total: zero {} of {} weights in pruned tensors ({:.2}%)",
+            z.zeroed,
+            z.weights,
+            100.0 * z.sparsity()
         )
     }
 }

@@ -4,8 +4,57 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::convert::{Outcome, PrunedTensor};
-use crate::plan::{OptionsSummary, Plan};
+use crate::execute::Outcome;
+use crate::gguf::TensorInfo;
+use crate::kernels::{Axis, Pattern};
+use crate::plan::{Action, OptionsSummary, Plan, PruneStep, Zeroed};
+
+/// What happened to one pruned tensor: a row of the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct PrunedTensor {
+    pub name: String,
+    pub role: &'static str,
+    pub score: &'static str,
+    pub grouping: String,
+    pub in_type: String,
+    pub out_type: String,
+    pub matrices: usize,
+    pub elements: u64,
+    pub zeroed: u64,
+    pub sparsity: f64,
+}
+
+impl PrunedTensor {
+    /// The row of tensor `info`, pruned by `step`.
+    pub fn new(info: &TensorInfo, step: &PruneStep) -> Self {
+        let rule = &step.rule;
+        let grouping = match (rule.axis, step.pattern) {
+            (Axis::Row, Pattern::Unstructured { .. }) => "row".to_string(),
+            (Axis::Column, Pattern::Unstructured { .. }) => "column".to_string(),
+            (Axis::Row, Pattern::NM { n, m }) => format!("{n}:{m} along rows (input dimension)"),
+            (Axis::Column, Pattern::NM { n, m }) => {
+                format!("{n}:{m} along columns (output dimension)")
+            }
+        };
+        let elements = info.n_elements();
+        PrunedTensor {
+            name: info.name.clone(),
+            role: step.role.name(),
+            score: rule.score.name(),
+            grouping,
+            in_type: info.ty.to_string(),
+            out_type: step.out_type.to_string(),
+            matrices: rule.matrices,
+            elements,
+            zeroed: step.zeroed,
+            sparsity: Zeroed {
+                zeroed: step.zeroed,
+                weights: elements,
+            }
+            .sparsity(),
+        }
+    }
+}
 
 /// Totals over the pruned tensors.
 #[derive(Debug, Clone, Serialize)]
@@ -43,7 +92,15 @@ impl Report {
         plan: &Plan,
         outcome: Outcome,
     ) -> Self {
-        let (zeroed, total) = plan.totals();
+        let totals = plan.totals();
+        let tensors: Vec<PrunedTensor> = plan
+            .tensors
+            .iter()
+            .filter_map(|t| match &t.action {
+                Action::Prune(step) => Some(PrunedTensor::new(&t.info, step)),
+                Action::Copy => None,
+            })
+            .collect();
         Report {
             tool: format!("dass-gguf {}", env!("CARGO_PKG_VERSION")),
             input,
@@ -51,18 +108,14 @@ impl Report {
             imatrix,
             options: plan.options_summary.clone(),
             totals: Totals {
-                pruned_tensors: outcome.pruned.len(),
+                pruned_tensors: outcome.pruned,
                 copied_tensors: outcome.copied,
-                weights_in_pruned_tensors: total,
-                zeroed,
-                sparsity: if total == 0 {
-                    0.0
-                } else {
-                    zeroed as f64 / total as f64
-                },
+                weights_in_pruned_tensors: totals.weights,
+                zeroed: totals.zeroed,
+                sparsity: totals.sparsity(),
                 output_bytes: outcome.output_bytes,
             },
-            tensors: outcome.pruned,
+            tensors,
             seconds: outcome.seconds,
             threads: rayon::current_num_threads(),
             simd: crate::kernels::simd_level(),

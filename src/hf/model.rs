@@ -9,11 +9,12 @@ use super::general::{general_kv, ParamCount};
 use super::kv::KvList;
 use super::safetensors::Safetensors;
 use super::tensors::{
-    auto_file_type, conversion_order, plan_tensors, produce_rows, FileType, TensorRecipe,
+    auto_weight_type, conversion_order, produce_rows, tensor_recipes, TensorRecipe,
 };
 use super::vocab::{tokenizer_kv, vocab_len};
 use crate::error::{Error, Result};
 use crate::gguf::{GgufLayout, MetadataEntry, TensorInfo, TensorSpec};
+use crate::out_type::OutType;
 
 /// A checkpoint directory opened for conversion.
 pub struct HfModel {
@@ -38,19 +39,21 @@ pub fn checkpoint_files(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 impl HfModel {
-    /// Opens the checkpoint in `dir` for conversion to `outtype` (`None`: the converter's
+    /// Opens the checkpoint in `dir` for conversion to `outtype` (`Auto`: the converter's
     /// `auto`, the type of the first 2-D F16 or BF16 tensor).
-    pub fn open(dir: &Path, outtype: Option<FileType>) -> Result<Self> {
+    pub fn open(dir: &Path, outtype: OutType) -> Result<Self> {
         let config = HfConfig::open(dir)?;
         let st = Safetensors::open_dir(dir)?;
         let order = conversion_order(&st, config.class);
-        let file_type = outtype.unwrap_or_else(|| auto_file_type(&st, &order));
+        let weights = outtype
+            .fixed()
+            .unwrap_or_else(|| auto_weight_type(&st, &order));
         let n_vocab = if config.class == HfClass::Gemma3 {
             vocab_len(dir, config.class.name(), &config.hparams)?
         } else {
             usize::MAX
         };
-        let recipes = plan_tensors(&config, &st, &order, file_type, n_vocab)?;
+        let recipes = tensor_recipes(&config, &st, &order, weights, n_vocab)?;
 
         let params = ParamCount::of(
             recipes
@@ -64,7 +67,10 @@ impl HfModel {
         }
         kv.add_str("general.type", "model");
         kv.extend(general_kv(dir, &config.raw, &params)?);
-        kv.extend(config.arch_kv(file_type.id())?);
+        let file_type = weights
+            .llama_ftype()
+            .expect("F32, F16 and BF16 have file types");
+        kv.extend(config.arch_kv(file_type)?);
         kv.add_u32("general.quantization_version", 2);
         kv.extend(tokenizer_kv(
             dir,

@@ -18,33 +18,6 @@ use super::safetensors::{Safetensors, StDtype, StTensor};
 use crate::error::{Error, Result};
 use crate::ggml_type::GgmlType;
 
-/// Output type of the converted weights (`--outtype`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FileType {
-    F32,
-    F16,
-    BF16,
-}
-
-impl FileType {
-    /// `general.file_type` (LlamaFileType).
-    pub fn id(self) -> u32 {
-        match self {
-            FileType::F32 => 0,
-            FileType::F16 => 1,
-            FileType::BF16 => 32,
-        }
-    }
-
-    fn ggml(self) -> GgmlType {
-        match self {
-            FileType::F32 => GgmlType::F32,
-            FileType::F16 => GgmlType::F16,
-            FileType::BF16 => GgmlType::BF16,
-        }
-    }
-}
-
 /// What to do to a source tensor's values before encoding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Transform {
@@ -221,8 +194,9 @@ fn map_name(name: &str, class: HfClass) -> Option<Mapped> {
     Some(Mapped::Tensor(format!("blk.{bid}.{gguf}.{suffix}")))
 }
 
-/// The output type of a converted tensor (`prepare_tensors`).
-fn output_type(name: &str, n_dims: usize, ft: FileType) -> GgmlType {
+/// The output type of a converted tensor (`prepare_tensors`); `weights` is the type chosen
+/// for the weights (F32, F16 or BF16).
+fn output_type(name: &str, n_dims: usize, weights: GgmlType) -> GgmlType {
     if n_dims <= 1
         || name.ends_with("_norm.weight")
         || name.ends_with(".ffn_gate_inp.weight")
@@ -230,25 +204,25 @@ fn output_type(name: &str, n_dims: usize, ft: FileType) -> GgmlType {
     {
         GgmlType::F32
     } else {
-        ft.ggml()
+        weights
     }
 }
 
 /// The `--outtype auto` choice: the type of the first tensor with two or more dimensions that
 /// is BF16 or F16, in conversion order; F16 when there is none.
-pub fn auto_file_type(st: &Safetensors, order: &[(usize, String)]) -> FileType {
+pub fn auto_weight_type(st: &Safetensors, order: &[(usize, String)]) -> GgmlType {
     for &(i, _) in order {
         let t = &st.tensors()[i];
         if t.shape.len() < 2 {
             continue;
         }
         match t.dtype {
-            StDtype::BF16 => return FileType::BF16,
-            StDtype::F16 => return FileType::F16,
+            StDtype::BF16 => return GgmlType::BF16,
+            StDtype::F16 => return GgmlType::F16,
             StDtype::F32 => {}
         }
     }
-    FileType::F16
+    GgmlType::F16
 }
 
 /// Checkpoint tensors in the converter's order, after its filters, with their (renamed) names.
@@ -273,14 +247,14 @@ pub fn conversion_order(st: &Safetensors, class: HfClass) -> Vec<(usize, String)
     out
 }
 
-/// Plans every GGUF tensor of the checkpoint from its tensors in [`conversion_order`].
+/// The recipe of every GGUF tensor of the checkpoint from its tensors in [`conversion_order`].
 /// `vocab_len` is the vocabulary size the tokenizer path produces (Gemma 3 trims its embedding
 /// to it).
-pub fn plan_tensors(
+pub fn tensor_recipes(
     cfg: &HfConfig,
     st: &Safetensors,
     order: &[(usize, String)],
-    ft: FileType,
+    weights: GgmlType,
     vocab_len: usize,
 ) -> Result<Vec<TensorRecipe>> {
     let class = cfg.class;
@@ -357,7 +331,7 @@ pub fn plan_tensors(
                     shape[0] = vocab_len as u64;
                     transform = Transform::FirstRows(vocab_len);
                 }
-                let ty = output_type(&gguf, shape.len(), ft);
+                let ty = output_type(&gguf, shape.len(), weights);
                 recipes.push(TensorRecipe {
                     name: gguf,
                     shape,
@@ -413,7 +387,7 @@ pub fn plan_tensors(
                         let mut shape = vec![n_experts as u64];
                         shape.extend(first.shape.iter().map(|&d| d as u64));
                         let name = format!("blk.{bid}.{g}.weight");
-                        let ty = output_type(&name, shape.len(), ft);
+                        let ty = output_type(&name, shape.len(), weights);
                         recipes.push(TensorRecipe {
                             name,
                             shape,
@@ -428,10 +402,13 @@ pub fn plan_tensors(
         }
     }
     if let Some((bid, group)) = experts.iter().next() {
-        return Err(Error::Plan(format!(
-            "layer {bid} has {} expert tensors, but config.json says {n_experts} experts × 3 matrices",
-            group.len()
-        )));
+        return Err(Error::checkpoint(
+            cfg.dir.join("config.json"),
+            format!(
+                "layer {bid} has {} expert tensors, but config.json says {n_experts} experts × 3 matrices",
+                group.len()
+            ),
+        ));
     }
     check_shapes(cfg, &recipes)?;
     Ok(recipes)

@@ -3,14 +3,14 @@
 //! A column is strided in memory (one f32 per row of up to 16 KiB), so walking it weight by
 //! weight would touch a cache line per weight. Instead:
 //!
-//! * Select plan (unstructured, or N:M with a large M): the matrix is cut into bands of
+//! * Select strategy (unstructured, or N:M with a large M): the matrix is cut into bands of
 //!   `glen` rows (one band, all rows, for unstructured) and blocks of [`BLOCK`] columns. A
 //!   worker copies one band × block tile row by row (each row segment is contiguous) into a
 //!   column-major scratch (8 × 8 register transposes on AVX2), finds each column's [`Limit`](super::select::Limit) there, and
 //!   stores it. A second pass then marks the mask row by row, recomputing the scores, fully
 //!   contiguous and parallel over rows. Memory beyond the mask: two u32 limits per group and
 //!   `BLOCK × glen` u32 of scratch per worker; no full-matrix score buffer.
-//! * Rank plan (N:M with small M): a band of M rows, read row by row, holds complete groups
+//! * Rank strategy (N:M with small M): a band of M rows, read row by row, holds complete groups
 //!   for every column, so ranks are counted across columns directly (8 columns per AVX2
 //!   register), on M × [`CHUNK`] scores at a time.
 
@@ -18,7 +18,7 @@ use rayon::prelude::*;
 
 use super::select::{find_limit, Scratch};
 use super::simd::{mark_below, rank_mark_across, scores, transpose_scores, Level, TileScale};
-use super::{row_factor, Plan, Scale};
+use super::{row_factor, GroupStrategy, Scale};
 
 fn tile_scale(scale: Scale) -> TileScale {
     match scale {
@@ -28,14 +28,14 @@ fn tile_scale(scale: Scale) -> TileScale {
     }
 }
 
-/// Columns per tile in the select plan. Consecutive rows are a page or more apart, so each
+/// Columns per tile in the select strategy. Consecutive rows are a page or more apart, so each
 /// row segment read costs a TLB miss and a DRAM access whatever its length; 64 columns
 /// (256 contiguous bytes per row) amortise that. The per-worker scratch is 64 × rows u32
 /// (3.7 MiB for 14336 rows, in L3). On 14336 × 4096, 64 measured ~1.4× faster than 32, and
 /// 128 was no faster while doubling the scratch.
 const BLOCK: usize = 64;
 
-/// Columns scored at once in the rank plan: M × 256 u32 stay in L1.
+/// Columns scored at once in the rank strategy: M × 256 u32 stay in L1.
 const CHUNK: usize = 256;
 
 pub(super) fn run(
@@ -44,12 +44,12 @@ pub(super) fn run(
     rows: usize,
     cols: usize,
     scale: Scale,
-    plan: Plan,
+    strategy: GroupStrategy,
     zero: &mut [bool],
 ) {
-    match plan {
-        Plan::Select { glen, k } => select(level, w, rows, cols, scale, glen, k, zero),
-        Plan::Rank { m, n } => rank(level, w, cols, scale, m, n, zero),
+    match strategy {
+        GroupStrategy::Select { glen, k } => select(level, w, rows, cols, scale, glen, k, zero),
+        GroupStrategy::Rank { m, n } => rank(level, w, cols, scale, m, n, zero),
     }
 }
 

@@ -16,7 +16,7 @@
 //!
 //! Algorithms (all linear per group, no sort):
 //!
-//! * **Select plan** (unstructured; N:M with M above [`RANK_MAX_M`]): per group, the
+//! * **Select strategy** (unstructured; N:M with M above [`RANK_MAX_M`]): per group, the
 //!   threshold is found by selection, not sorting: for groups of 4096 or more, a fixed sample
 //!   brackets it and one vectorised pass keeps the few keys inside the bracket, among which
 //!   `select_nth_unstable` picks it; shorter groups (and the rare missed bracket) use
@@ -24,7 +24,7 @@
 //!   (see `select.rs`). Rows: whole rows per worker (`row.rs`). Columns: tiles of 64 columns
 //!   copied row segment by row segment into a column-major scratch, then a second, row-wise
 //!   marking pass (`column.rs`).
-//! * **Rank plan** (N:M, M ≤ [`RANK_MAX_M`]): weight i of a group is zeroed iff its rank
+//! * **Rank strategy** (N:M, M ≤ [`RANK_MAX_M`]): weight i of a group is zeroed iff its rank
 //!   (the number of keys before it in (score, index) order) is below N; O(M) compares per
 //!   weight, branch-free, vectorised across groups (AVX2: in-register rotations for rows
 //!   with M ∈ {2, 4, 8}, vertical compares over 8 columns for column groups with any M).
@@ -92,32 +92,32 @@ pub const RANK_MAX_M: usize = 16;
 
 /// How one matrix is processed, derived from shape and pattern.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Plan {
+enum GroupStrategy {
     /// Groups of `glen` consecutive weights along the axis; zero the `k` lowest of each.
     Select { glen: usize, k: usize },
     /// Groups of `m`; zero each weight whose rank is below `n`.
     Rank { m: usize, n: usize },
 }
 
-impl Plan {
+impl GroupStrategy {
     /// `group_len` is the length of the grouped dimension (cols for rows, rows for columns).
-    fn new(group_len: usize, pattern: Pattern) -> Plan {
+    fn new(group_len: usize, pattern: Pattern) -> GroupStrategy {
         match pattern {
-            Pattern::Unstructured { sparsity } => Plan::Select {
+            Pattern::Unstructured { sparsity } => GroupStrategy::Select {
                 glen: group_len,
                 k: select::quota(group_len, sparsity),
             },
-            Pattern::NM { n, m } if m <= RANK_MAX_M => Plan::Rank { m, n },
-            Pattern::NM { n, m } => Plan::Select { glen: m, k: n },
+            Pattern::NM { n, m } if m <= RANK_MAX_M => GroupStrategy::Rank { m, n },
+            Pattern::NM { n, m } => GroupStrategy::Select { glen: m, k: n },
         }
     }
 
     /// Zeros per group and groups per line of the grouped dimension.
     fn per_line(self, group_len: usize) -> u64 {
         match self {
-            Plan::Select { glen, k } if glen > 0 => (group_len / glen * k) as u64,
-            Plan::Select { .. } => 0,
-            Plan::Rank { m, n } => (group_len / m * n) as u64,
+            GroupStrategy::Select { glen, k } if glen > 0 => (group_len / glen * k) as u64,
+            GroupStrategy::Select { .. } => 0,
+            GroupStrategy::Rank { m, n } => (group_len / m * n) as u64,
         }
     }
 }
@@ -153,7 +153,7 @@ fn lines(rows: usize, cols: usize, axis: Axis) -> (usize, usize) {
 pub fn zero_count(rows: usize, cols: usize, axis: Axis, pattern: Pattern) -> u64 {
     check_pattern(pattern);
     let (nlines, group_len) = lines(rows, cols, axis);
-    nlines as u64 * Plan::new(group_len, pattern).per_line(group_len)
+    nlines as u64 * GroupStrategy::new(group_len, pattern).per_line(group_len)
 }
 
 /// Marks in `zero` (len rows*cols, row-major, overwritten) the weights to set to zero.
@@ -227,10 +227,10 @@ pub fn select_zeros_at(
         zero.fill(false);
         return 0;
     }
-    let plan = Plan::new(group_len, pattern);
+    let strategy = GroupStrategy::new(group_len, pattern);
     match axis {
-        Axis::Row => row::run(level, w, cols, scale, plan, zero),
-        Axis::Column => column::run(level, w, rows, cols, scale, plan, zero),
+        Axis::Row => row::run(level, w, cols, scale, strategy, zero),
+        Axis::Column => column::run(level, w, rows, cols, scale, strategy, zero),
     }
     debug_assert_eq!(zero.iter().filter(|&&z| z).count() as u64, count);
     count

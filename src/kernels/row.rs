@@ -5,7 +5,7 @@ use rayon::prelude::*;
 
 use super::select::{find_limit, mark_limit, Scratch};
 use super::simd::{rank_mark_contig, scores, Level};
-use super::{row_factor, Plan, Scale};
+use super::{row_factor, GroupStrategy, Scale};
 
 /// Rows handed to one rayon task at a time: enough work to amortise the task, small enough
 /// to balance two or more threads on short matrices.
@@ -16,7 +16,7 @@ pub(super) fn run(
     w: &[f32],
     cols: usize,
     scale: Scale,
-    plan: Plan,
+    strategy: GroupStrategy,
     zero: &mut [bool],
 ) {
     zero.par_chunks_mut(cols)
@@ -28,13 +28,13 @@ pub(super) fn run(
             || (vec![0u32; cols], Scratch::default()),
             |(bits, tmp), (r, (zr, wr))| {
                 scores(level, wr, row_factor(scale, r, 0..cols), bits);
-                match plan {
-                    Plan::Select { glen, k } => {
+                match strategy {
+                    GroupStrategy::Select { glen, k } => {
                         for (gb, gz) in bits.chunks_exact(glen).zip(zr.chunks_exact_mut(glen)) {
                             mark_limit(gb, find_limit(level, gb, k, tmp), gz);
                         }
                     }
-                    Plan::Rank { m, n } => rank_mark_contig(level, bits, m, n, zr),
+                    GroupStrategy::Rank { m, n } => rank_mark_contig(level, bits, m, n, zr),
                 }
             },
         );

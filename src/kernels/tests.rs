@@ -278,8 +278,8 @@ impl Case {
 }
 
 const SPARSITIES: [f64; 4] = [0.0, 0.1, 0.5, 0.999];
-/// The requested patterns, plus 2:3 and 5:16 (rank plan without an AVX2 row kernel) and
-/// 7:32 (selection plan for large M).
+/// The requested patterns, plus 2:3 and 5:16 (rank strategy without an AVX2 row kernel) and
+/// 7:32 (selection strategy for large M).
 const NMS: [(usize, usize); 8] = [
     (1, 4),
     (2, 4),
