@@ -19,7 +19,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::ffi::OsStr;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -46,13 +45,7 @@ fn imatrix(stem: &str) -> PathBuf {
     common::fixture(&format!("{stem}.imatrix.gguf"))
 }
 
-/// Runs the binary with `args`.
-fn dass<S: AsRef<OsStr>>(args: &[S]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dass-gguf"))
-        .args(args)
-        .output()
-        .expect("run dass-gguf")
-}
+use common::dass;
 
 fn os<P: AsRef<Path>>(p: P) -> String {
     p.as_ref().to_str().expect("UTF-8 path").to_string()

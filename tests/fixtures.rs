@@ -6,9 +6,11 @@
 //!
 //! Regenerate the fixtures with `~/.cache/dass-gguf/venv/bin/python scripts/make_fixtures.py`.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use dass_gguf::dequant::{can_dequantize, dequantize};
 use dass_gguf::gguf::{GgufFile, GgufLayout, GgufModel, GgufWriter, TensorInfo, Value};
@@ -18,11 +20,7 @@ use serde_json::Value as Json;
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures")
-        .join(name)
-}
+use common::fixture;
 
 fn load_json(name: &str) -> Json {
     let path = fixture(name);
@@ -691,10 +689,7 @@ fn imatrix_formats_agree() {
 // The command line
 
 fn cli(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dass-gguf"))
-        .args(args)
-        .output()
-        .expect("run dass-gguf")
+    common::dass(args)
 }
 
 fn cli_ok(args: &[&str]) -> String {

@@ -14,7 +14,7 @@ use dass_gguf::gguf::GgufFile;
 const MADE_BY: &str = "scripts/make-hf-checkpoints.sh and scripts/hf-reference.sh";
 
 fn convert(input: &Path, out: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_dass-gguf"))
+    common::dass_command()
         .arg("convert")
         .arg(input)
         .arg("-o")
@@ -171,7 +171,7 @@ fn converted_checkpoint_loads_in_llama_cpp() {
     };
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("smollm2.gguf");
-    let res = Command::new(env!("CARGO_BIN_EXE_dass-gguf"))
+    let res = common::dass_command()
         .arg("convert")
         .arg(&dir)
         .arg("-o")

@@ -22,7 +22,7 @@ fn convert(
 ) -> (PathBuf, PathBuf) {
     let out = dir.join(format!("{tag}.gguf"));
     let report = dir.join(format!("{tag}.json"));
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dass-gguf"));
+    let mut cmd = common::dass_command();
     cmd.arg("convert")
         .arg(input)
         .arg("-o")

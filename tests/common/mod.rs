@@ -1,8 +1,20 @@
-//! Shared helpers for integration tests: where the real files live, and how to skip loudly.
+//! Shared helpers for integration tests: running the binary, where the real files live, and
+//! how to skip loudly.
 #![allow(dead_code)]
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
+
+/// The `dass-gguf` binary built for these tests, as a command to add arguments to.
+pub fn dass_command() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_dass-gguf"))
+}
+
+/// Runs the `dass-gguf` binary with `args` and returns what it did.
+pub fn dass<S: AsRef<OsStr>>(args: &[S]) -> Output {
+    dass_command().args(args).output().expect("run dass-gguf")
+}
 
 /// The cache the set-up scripts fill (`scripts/common.sh` uses the same rule).
 pub fn cache_dir() -> PathBuf {
