@@ -3,7 +3,7 @@
 
     ~/.cache/dass-gguf/venv/bin/python scripts/bench_numpy_dass.py IN.gguf IMATRIX.gguf OUT.gguf
 
-Used by scripts/bench.sh as the "NumPy" row. It follows ../shared/docs/method.md for the
+Used by scripts/bench.sh as the "NumPy" row. It follows docs/method.md for the
 default scope (ffn_gate, ffn_up, ffn_down of every block; everything else copied):
 
   * v_W[c] = in_sum2[c] / counts (counts == 0 counts as 1), from the GGUF imatrix;

@@ -5,7 +5,7 @@ Run it with the venv-hf python (scripts/make-hf-checkpoints.sh does). Everything
 $DASS_CACHE/hf/<name>/ (DASS_CACHE defaults to ${DASS_GGUF_CACHE:-~/.cache/dass-gguf}):
 
 Real models, rebuilt from the dense GGUF copies in $DASS_CACHE/models/ (the best precision one:
-model.f32.gguf when present, else model.f16.gguf), as ../shared/docs/verification.md describes:
+model.f32.gguf when present, else model.f16.gguf):
 transformers loads the GGUF (weights dequantized, Q/K un-permuted, Gemma norms -1), a fresh model
 is built from the config in the chosen dtype and the weights are copied in, then
 save_pretrained. The tokenizer is NOT the one transformers makes from a GGUF (that one gets the

@@ -7,7 +7,7 @@
 //!   then an optional trailer with the chunk count and the dataset name.
 //!
 //! Both are normalised to the mean square of each input column, per expert:
-//! `in_sum2 / counts` (GGUF; a count of 0 is taken as 1, as method.md says) and
+//! `in_sum2 / counts` (GGUF; a count of 0 is taken as 1, as docs/method.md says) and
 //! `values / ncall` (`.dat`, as llama-quantize does).
 
 use std::collections::{BTreeMap, HashSet};

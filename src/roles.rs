@@ -1,4 +1,4 @@
-//! What each tensor of a model is, as far as pruning cares (method.md "Architectures").
+//! What each tensor of a model is, as far as pruning cares (docs/method.md "What is pruned, and what never is").
 //!
 //! Roles come from llama.cpp's tensor names (`blk.N.ffn_gate.weight`, ...), which are the same
 //! for every architecture with a GLU feed-forward; phi3's fused `ffn_up` is the one
