@@ -1,21 +1,39 @@
 #!/usr/bin/env bash
-# The main job on a real small model: prune SmolLM2-135M (its F32 copy) with DaSS 2:4 using its
-# imatrix, show the plan's summary and the zeros per tensor, and let llama.cpp load the result.
+# The main job on a real small model, from a fresh machine: set up what it needs (cached, so a
+# second run takes seconds), prune SmolLM2-135M (its F32 copy) with DaSS 2:4 using its imatrix,
+# show the zeros per tensor, and put the dense and the pruned model side by side: file size and
+# perplexity measured by llama.cpp's own llama-perplexity on the same text and chunks.
+#
+#   scripts/demo.sh [OUT.gguf]
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 . "$HERE/common.sh"
 cd "$REPO_ROOT"
+
+bash "$HERE/setup.sh" --no-hf
 cargo build --release --quiet
 BIN=target/release/dass-gguf
 M="$MODELS/smollm2"
-for f in "$M/model.f32.gguf" "$M/imatrix.gguf"; do
-    [ -f "$f" ] || { echo "demo: $f is missing: run scripts/setup.sh first" >&2; exit 1; }
-done
+DENSE="$M/model.f32.gguf"
 OUT="${1:-$DASS_CACHE/demo/smollm2-dass-2of4.gguf}"
 mkdir -p "$(dirname "$OUT")"
-set -x
-"$BIN" convert "$M/model.f32.gguf" -o "$OUT" --imatrix "$M/imatrix.gguf" --pattern 2:4 \
-    --report "${OUT%.gguf}.json" --force
+
+echo "demo: == prune"
+(set -x; "$BIN" convert "$DENSE" -o "$OUT" --imatrix "$M/imatrix.gguf" --pattern 2:4 \
+    --report "${OUT%.gguf}.json" --force)
+echo "demo: == zeros in the first feed-forward tensors"
 "$BIN" inspect --zeros --quiet "$OUT" | grep -m 6 -E "ffn_(gate|up|down)"
-"$LLAMA_BIN/llama-perplexity" -m "$OUT" -f "$TEXT/eval.txt" -c 512 --chunks 4 -t 2 -b 512 2>&1 |
-    grep "Final estimate"
+
+ppl() {
+    "$LLAMA_BIN/llama-perplexity" -m "$1" -f "$TEXT/eval.txt" -c 512 --chunks 4 -t 2 -b 512 2>&1 |
+        sed -n 's/^Final estimate: PPL = \([0-9.]*\) +\/- \([0-9.]*\).*/\1 ± \2/p'
+}
+echo "demo: == dense and pruned side by side (llama-perplexity, eval text, -c 512 --chunks 4)"
+printf '%-28s %12s %18s\n' model "size (MiB)" perplexity
+for f in "$DENSE" "$OUT"; do
+    p="$(ppl "$f")"
+    [ -n "$p" ] || { echo "demo: llama-perplexity failed on $f" >&2; exit 1; }
+    mib="$(awk -v b="$(stat -c %s "$f")" 'BEGIN { printf "%.1f", b / 1048576 }')"
+    printf '%-28s %12s %18s\n' "$(basename "$f")" "$mib" "$p"
+done
+echo "demo: the pruned file has the dense file's size: ggml stores zeros densely (see README)."

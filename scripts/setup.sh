@@ -8,6 +8,8 @@
 #   scripts/setup.sh          SmolLM2-135M only (enough for CI); its checkpoint, a sharded copy,
 #                             and tiny Llama/Mistral/Mixtral/Phi-3 checkpoints with its tokenizer
 #   scripts/setup.sh --all    also Gemma 3 270M and Qwen2.5-Coder-0.5B, and every checkpoint
+#   scripts/setup.sh --no-hf  without the Hugging Face oracle (no PyTorch venv, checkpoints or
+#                             converter outputs): what scripts/demo.sh needs
 #
 # Idempotent: a second run only checks the cache and takes seconds.
 set -euo pipefail
@@ -15,11 +17,13 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 . "$HERE/common.sh"
 
 models=(smollm2)
+hf=1
 for a in "$@"; do
     case "$a" in
         --all) models=(smollm2 gemma3 qwen2.5) ;;
-        -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
-        *) echo "setup: ERROR: unknown argument '$a' (only --all)" >&2; exit 2 ;;
+        --no-hf) hf=0 ;;
+        -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+        *) echo "setup: ERROR: unknown argument '$a' (--all, --no-hf)" >&2; exit 2 ;;
     esac
 done
 
@@ -45,6 +49,10 @@ bash "$HERE/fetch-models.sh" "${models[@]}"
 step "dense copies and imatrices (${models[*]})"
 bash "$HERE/make-real-files.sh" "${models[@]}"
 
+if [ "$hf" -eq 0 ]; then
+    echo "setup: done in $((SECONDS - t0)) s (Hugging Face oracle skipped); cache: $DASS_CACHE"
+    exit 0
+fi
 if [ "${#models[@]}" -gt 1 ]; then
     checkpoints=()   # all of them
 else
