@@ -233,8 +233,8 @@ impl HfConfig {
         let path = dir.join("config.json");
         let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
         let raw: Map<String, Json> = serde_json::from_str(&text)
-            .map_err(|e| Error::Plan(format!("{}: not a JSON object: {e}", path.display())))?;
-        let bad = |msg: String| Error::Plan(format!("{}: {msg}", path.display()));
+            .map_err(|e| Error::checkpoint(&path, format!("not a JSON object: {e}")))?;
+        let bad = |msg: String| Error::checkpoint(&path, msg);
         let class_name = raw
             .get("architectures")
             .and_then(|a| a.as_array())
@@ -338,7 +338,7 @@ impl HfConfig {
     }
 
     fn bad(&self, msg: String) -> Error {
-        Error::Plan(format!("{}: {msg}", self.path().display()))
+        Error::checkpoint(self.path(), msg)
     }
 
     /// The value of `key`, `None` when absent or null.

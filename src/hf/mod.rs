@@ -5,6 +5,7 @@ pub mod config;
 pub mod general;
 pub mod kv;
 pub mod model;
+mod py;
 pub mod safetensors;
 pub mod tensors;
 pub mod vocab;
