@@ -10,7 +10,8 @@ use crate::execute::{execute, Progress};
 use crate::gguf::writer::check_not_an_input;
 use crate::gguf::GgufModel;
 use crate::hf::model::{checkpoint_files, HfModel};
-use crate::imatrix::Imatrix;
+use crate::imatrix::{Imatrix, ImatrixFormat};
+use crate::imatrix_cut;
 use crate::out_type::OutType;
 use crate::plan::{self, Plan};
 use crate::report::Report;
@@ -25,11 +26,14 @@ pub struct Request {
     pub imatrix: Option<PathBuf>,
     /// The pruning options (with their defaults filled in).
     pub options: plan::Options,
-    /// Whether any pruning option was given. A checkpoint without them is only converted, as
-    /// llama.cpp's converter converts it; a GGUF input is always pruned.
+    /// Whether any pruning option (or --keep-ffn) was given. A checkpoint without them is only
+    /// converted, as llama.cpp's converter converts it; a GGUF input is always planned.
     pub pruning_requested: bool,
     /// Where to write the JSON report.
     pub report: Option<PathBuf>,
+    /// Where to write the imatrix cut to the kept channels when channels are removed (default:
+    /// beside the output, see [`crate::imatrix_cut::default_path`]).
+    pub imatrix_out: Option<PathBuf>,
     /// Only plan: the output and report paths are checked for conflicts with the inputs, but
     /// an existing output is no error and nothing is written.
     pub dry_run: bool,
@@ -44,6 +48,8 @@ pub struct Job {
     /// Every file the conversion reads (model shards or checkpoint files, and the imatrix).
     inputs: Vec<PathBuf>,
     plan: Plan,
+    /// The imatrix and where its cut copy goes, when channels are removed.
+    cut_imatrix: Option<(ImatrixFormat, PathBuf)>,
 }
 
 impl Job {
@@ -51,11 +57,30 @@ impl Job {
     pub fn prepare(request: Request) -> Result<Job> {
         let (model, mut inputs, options) = open_model(&request)?;
         inputs.extend(request.imatrix.iter().cloned());
-        check_paths(&request, &inputs)?;
         let imatrix = match &request.imatrix {
             Some(p) => Some(Imatrix::open(p)?),
             None => None,
         };
+        let cut_imatrix = match (&options.channels, &imatrix) {
+            (Some(_), Some(im)) => Some((
+                im.format,
+                request
+                    .imatrix_out
+                    .clone()
+                    .unwrap_or_else(|| imatrix_cut::default_path(&request.output, im.format)),
+            )),
+            (_, None) if request.imatrix_out.is_some() => {
+                return Err(Error::Usage(
+                    "--imatrix-out needs --imatrix (the imatrix to cut)".into(),
+                ))
+            }
+            _ => None,
+        };
+        check_paths(
+            &request,
+            &inputs,
+            cut_imatrix.as_ref().map(|(_, p)| p.as_path()),
+        )?;
         let imatrix_name = request
             .imatrix
             .as_ref()
@@ -77,6 +102,7 @@ impl Job {
             model,
             inputs,
             plan,
+            cut_imatrix,
         })
     }
 
@@ -97,6 +123,19 @@ impl Job {
             r.force,
             progress,
         )?;
+        if let (Some((format, path)), Some(channels), Some(input)) =
+            (&self.cut_imatrix, &self.plan.channels, &r.imatrix)
+        {
+            let mut taken = inputs.clone();
+            taken.push(&r.output);
+            let written =
+                imatrix_cut::write_cut_imatrix(input, *format, channels, path, &taken, r.force);
+            if let Err(e) = written {
+                // The model without the imatrix it needs next is not a result: take it back.
+                let _ = std::fs::remove_file(&r.output);
+                return Err(e);
+            }
+        }
         let report = Report::new(
             self.model.describe(),
             r.output.display().to_string(),
@@ -139,11 +178,34 @@ fn open_model(r: &Request) -> Result<(Source, Vec<PathBuf>, plan::Options)> {
     }
 }
 
-/// The output may not be an input; the report may be neither; an existing output needs
-/// `force`. (The writer guards the first rule again when it creates the file.)
-fn check_paths(r: &Request, inputs: &[PathBuf]) -> Result<()> {
+/// The output may not be an input; the report and the cut imatrix may be neither, nor each
+/// other; an existing output needs `force`. (The writer guards the first rule again when it
+/// creates the file.)
+fn check_paths(r: &Request, inputs: &[PathBuf], cut_imatrix: Option<&Path>) -> Result<()> {
     let inputs: Vec<&Path> = inputs.iter().map(|p| p.as_path()).collect();
     check_not_an_input(&r.output, &inputs)?;
+    if let Some(im) = cut_imatrix {
+        let mut taken = inputs.clone();
+        taken.push(&r.output);
+        taken.extend(r.report.as_deref());
+        check_not_an_input(im, &taken).map_err(|e| {
+            Error::Usage(format!(
+                "the cut imatrix must go to a file that is neither an input nor the output: {e}"
+            ))
+        })?;
+        if im == r.output || r.report.as_deref() == Some(im) {
+            return Err(Error::Usage(format!(
+                "the cut imatrix {} would replace the output or the report",
+                im.display()
+            )));
+        }
+        if !r.dry_run && !r.force && im.exists() {
+            return Err(Error::Usage(format!(
+                "{} exists: pass --force to replace it (or choose --imatrix-out)",
+                im.display()
+            )));
+        }
+    }
     if let Some(report) = &r.report {
         let mut taken = inputs.clone();
         taken.push(&r.output);

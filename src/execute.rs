@@ -22,6 +22,9 @@ use crate::kernels::select_zeros;
 use crate::plan::{Action, Plan, PruneStep};
 use crate::source::{Piece, Source};
 
+mod cut;
+use cut::cut_tensor;
+
 /// Receives progress: which tensor is being worked on, and input bytes done.
 pub trait Progress: Sync {
     fn phase(&self, _name: &str, _total_bytes: u64) {}
@@ -141,10 +144,49 @@ fn produce<'a>(
     let mut pruned = 0;
     let mut copied = 0;
     let mut buffers = Buffers::default();
+    // Prunes one tensor matrix by matrix, each matrix sent as soon as it is done.
+    let prune_and_send = |name: &str,
+                          info: &TensorInfo,
+                          data: &[u8],
+                          step: &PruneStep,
+                          buffers: &mut Buffers|
+     -> Result<()> {
+        let zeroed = prune_tensor(info, data, step, buffers, |out| {
+            send(ToWriter::Bytes(Piece::Made(out)))?;
+            Ok(recycled.try_recv().unwrap_or_default())
+        })?;
+        send(ToWriter::EndTensor)?;
+        if zeroed != step.zeroed {
+            return Err(Error::Tensor {
+                tensor: name.to_string(),
+                message: format!(
+                    "internal error: planned to zero {} weights, zeroed {zeroed}",
+                    step.zeroed
+                ),
+            });
+        }
+        Ok(())
+    };
     for t in &plan.tensors {
         progress.tensor(&t.info.name);
-        match &t.action {
-            Action::Copy => {
+        match (&t.cut, &t.action) {
+            (Some((cut, cut_info)), action) => {
+                let data = model.tensor_data(t.source)?;
+                let cut_bytes = cut_tensor(&t.info, &data, cut, cut_info)?;
+                match action {
+                    Action::Copy => {
+                        send(ToWriter::Bytes(Piece::Made(cut_bytes)))?;
+                        send(ToWriter::EndTensor)?;
+                        copied += 1;
+                    }
+                    Action::Prune(step) => {
+                        prune_and_send(&t.info.name, cut_info, &cut_bytes, step, &mut buffers)?;
+                        pruned += 1;
+                    }
+                }
+                progress.advance(data.len() as u64);
+            }
+            (None, Action::Copy) => {
                 model.tensor_pieces(
                     t.source,
                     8 << 20,
@@ -159,23 +201,10 @@ fn produce<'a>(
                 send(ToWriter::EndTensor)?;
                 copied += 1;
             }
-            Action::Prune(step) => {
+            (None, Action::Prune(step)) => {
                 let data = model.tensor_data(t.source)?;
-                let zeroed = prune_tensor(&t.info, &data, step, &mut buffers, |out| {
-                    send(ToWriter::Bytes(Piece::Made(out)))?;
-                    Ok(recycled.try_recv().unwrap_or_default())
-                })?;
-                send(ToWriter::EndTensor)?;
+                prune_and_send(&t.info.name, &t.info, &data, step, &mut buffers)?;
                 progress.advance(data.len() as u64);
-                if zeroed != step.zeroed {
-                    return Err(Error::Tensor {
-                        tensor: t.info.name.clone(),
-                        message: format!(
-                            "internal error: planned to zero {} weights, zeroed {zeroed}",
-                            step.zeroed
-                        ),
-                    });
-                }
                 pruned += 1;
             }
         }
@@ -183,13 +212,14 @@ fn produce<'a>(
     Ok((pruned, copied))
 }
 
-/// NaN or infinite weights in a tensor to be pruned are an error, found before the output is
-/// created. Copied tensors are not looked at: their bytes pass through unchanged.
+/// NaN or infinite weights in a tensor to be pruned (or re-encoded after a cut) are an error,
+/// found before the output is created. Copied tensors are not looked at: their bytes pass
+/// through unchanged.
 fn check_weights_finite(model: &Source, plan: &Plan, progress: &dyn Progress) -> Result<()> {
     let todo: Vec<_> = plan
         .tensors
         .iter()
-        .filter(|t| matches!(t.action, Action::Prune(_)))
+        .filter(|t| t.reencoded_as().is_some())
         .collect();
     progress.phase(
         "checking weights",
@@ -201,10 +231,8 @@ fn check_weights_finite(model: &Source, plan: &Plan, progress: &dyn Progress) ->
         let data = &data[..];
         let ty = t.info.ty;
         // Converting to F16 must not turn a large finite weight into infinity.
-        let limit = match &t.action {
-            Action::Prune(step) if step.out_type == GgmlType::F16 && ty != GgmlType::F16 => {
-                F16_ROUNDS_TO_INF
-            }
+        let limit = match t.reencoded_as() {
+            Some(GgmlType::F16) if ty != GgmlType::F16 => F16_ROUNDS_TO_INF,
             _ => f32::INFINITY,
         };
         let per_chunk = elements_in(ty, chunk_bytes(ty));

@@ -16,6 +16,7 @@ use crate::dequant::{can_dequantize, dequantize};
 use crate::error::{Error, Result};
 use crate::gguf::{GgufModel, TensorInfo, Value, GGUF_MAGIC};
 use crate::imatrix::{Imatrix, ImatrixFormat};
+use crate::plan::Zeroed;
 
 /// What kind of file a path holds, judged from its first bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -223,8 +224,11 @@ pub fn zero_fraction(t: &TensorInfo, data: &[u8], progress: &(dyn Fn(u64) + Sync
             Ok(buf.iter().filter(|x| **x == 0.0).count() as u64)
         })
         .sum::<Result<u64>>()?;
-    let n = t.n_elements();
-    Ok(if n == 0 { 0.0 } else { zeros as f64 / n as f64 })
+    Ok(Zeroed {
+        zeroed: zeros,
+        weights: t.n_elements(),
+    }
+    .sparsity())
 }
 
 fn human_bytes(n: u64) -> String {

@@ -3,6 +3,7 @@
 //! This crate reads GGUF models and llama.cpp imatrix files, dequantizes ggml types exactly,
 //! and writes GGUF v3 byte for byte where nothing changes.
 
+pub mod channels;
 pub mod convert;
 pub mod dequant;
 pub mod error;
@@ -11,11 +12,13 @@ pub mod ggml_type;
 pub mod gguf;
 pub mod hf;
 pub mod imatrix;
+pub mod imatrix_cut;
 pub mod inspect;
 pub mod kernels;
 pub mod metadata;
 pub mod out_type;
 pub mod plan;
+pub mod progress;
 pub mod report;
 pub mod roles;
 pub mod rules;

@@ -1,19 +1,19 @@
 //! The `dass-gguf` command line: parse arguments, call the library, print, set the exit code.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use indicatif::{ProgressBar, ProgressStyle};
 
+use dass_gguf::channels::{ChannelOptions, ChannelScore, Keep};
 use dass_gguf::convert::{Job, Request};
-use dass_gguf::execute::Progress;
 use dass_gguf::inspect;
 use dass_gguf::kernels::Pattern;
 use dass_gguf::out_type::OutType;
 use dass_gguf::plan::{self, Scope};
+use dass_gguf::progress;
 use dass_gguf::rules::Method;
 
 #[derive(Parser)]
@@ -29,8 +29,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Prune a GGUF model with DaSS, Wanda or magnitude and write a new GGUF.
-    Convert(ConvertArgs),
+    /// Prune a GGUF model (or a Hugging Face checkpoint) with DaSS, Wanda or magnitude, or
+    /// remove whole feed-forward channels (--keep-ffn), and write a new GGUF.
+    Convert(Box<ConvertArgs>),
     /// Show what a model GGUF, an imatrix (GGUF or legacy .dat) or a safetensors file holds.
     Inspect {
         /// The file. For a split model, any one of its shards.
@@ -67,7 +68,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Convert(args) => convert_command(args),
+        Command::Convert(args) => convert_command(*args),
         Command::Inspect {
             file,
             json,
@@ -77,23 +78,8 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
-fn progress_bar(total: u64, quiet: bool) -> ProgressBar {
-    if quiet || !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(total);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{msg} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
-    bar
-}
-
 fn inspect_command(file: &std::path::Path, json: bool, zeros: bool, quiet: bool) -> Result<()> {
-    let bar = progress_bar(0, quiet || !zeros);
+    let bar = progress::inspect_bar(quiet || !zeros);
     bar.set_message("counting zeros");
     let report = inspect::inspect_path(file, zeros, |n| bar.set_length(n), &|n| bar.inc(n))?;
     bar.finish_and_clear();
@@ -108,6 +94,20 @@ enum MethodArg {
     Dass,
     Wanda,
     Magnitude,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ChannelScoreArg {
+    /// v_down[i] * ||W_down[:, i]||^2
+    Energy,
+    /// v_down[i]
+    Activation,
+    /// v_down[i]^(alpha/2) * sum_c (|W_gate[i][c]| + |W_up[i][c]|) * sqrt(v_in[c])
+    Dass,
+    /// weights only (baseline)
+    Weight,
+    /// seeded random (baseline)
+    Random,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -151,6 +151,23 @@ struct ConvertArgs {
     /// DaSS exponent on the intermediate activation norm.
     #[arg(long, default_value_t = 0.5, allow_negative_numbers = true)]
     alpha: f32,
+    /// Remove whole feed-forward channels: keep this share of each block's channels (in
+    /// (0, 1]) or this many (an integer above 1), rounded to --width-multiple. Prunes only
+    /// when --pattern or --sparsity is given too.
+    #[arg(long)]
+    keep_ffn: Option<Keep>,
+    /// Kept widths are rounded to a multiple of this (K-quants need 256).
+    #[arg(long, default_value_t = 256)]
+    width_multiple: usize,
+    /// How channels are scored for --keep-ffn (the lowest go).
+    #[arg(long, value_enum, default_value = "energy")]
+    channel_score: ChannelScoreArg,
+    /// Seed of --channel-score random.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Where to write the imatrix cut to the kept channels (default: beside the output).
+    #[arg(long)]
+    imatrix_out: Option<PathBuf>,
     /// Which tensors are candidates for pruning.
     #[arg(long, value_enum, default_value = "ffn")]
     scope: ScopeArg,
@@ -204,23 +221,6 @@ fn parse_pattern(s: &str) -> std::result::Result<(usize, usize), String> {
     Ok((n, m))
 }
 
-/// An indicatif bar fed by the conversion.
-struct Bar(ProgressBar);
-
-impl Progress for Bar {
-    fn phase(&self, name: &str, total_bytes: u64) {
-        self.0.set_length(total_bytes);
-        self.0.set_position(0);
-        self.0.set_prefix(name.to_string());
-    }
-    fn tensor(&self, name: &str) {
-        self.0.set_message(name.to_string());
-    }
-    fn advance(&self, bytes: u64) {
-        self.0.inc(bytes);
-    }
-}
-
 fn convert_command(a: ConvertArgs) -> Result<()> {
     if let Some(n) = a.threads {
         rayon::ThreadPoolBuilder::new()
@@ -239,6 +239,7 @@ fn convert_command(a: ConvertArgs) -> Result<()> {
             sparsity: s.unwrap_or(0.5),
         },
     };
+    let zeroing_asked = a.sparsity.is_some() || a.pattern.is_some();
     let options = plan::Options {
         method: match a.method.unwrap_or(MethodArg::Dass) {
             MethodArg::Dass => Method::Dass,
@@ -259,9 +260,23 @@ fn convert_command(a: ConvertArgs) -> Result<()> {
             OutTypeArg::F16 => OutType::F16,
             OutTypeArg::Bf16 => OutType::Bf16,
         },
+        prune: a.keep_ffn.is_none() || zeroing_asked,
+        channels: a.keep_ffn.map(|keep| ChannelOptions {
+            keep,
+            multiple: a.width_multiple,
+            score: match a.channel_score {
+                ChannelScoreArg::Energy => ChannelScore::Energy,
+                ChannelScoreArg::Activation => ChannelScore::Activation,
+                ChannelScoreArg::Dass => ChannelScore::Dass,
+                ChannelScoreArg::Weight => ChannelScore::Weight,
+                ChannelScoreArg::Random => ChannelScore::Random,
+            },
+            alpha: a.alpha,
+            seed: a.seed,
+        }),
     };
     let pruning_requested =
-        a.imatrix.is_some() || a.method.is_some() || a.sparsity.is_some() || a.pattern.is_some();
+        a.imatrix.is_some() || a.method.is_some() || zeroing_asked || a.keep_ffn.is_some();
     let job = Job::prepare(Request {
         input: a.input,
         output: a.output,
@@ -269,6 +284,7 @@ fn convert_command(a: ConvertArgs) -> Result<()> {
         options,
         pruning_requested,
         report: a.report,
+        imatrix_out: a.imatrix_out,
         dry_run: a.dry_run,
         force: a.force,
     })?;
@@ -279,17 +295,7 @@ fn convert_command(a: ConvertArgs) -> Result<()> {
         return Ok(());
     }
 
-    let bar = progress_bar(0, a.quiet);
-    if !bar.is_hidden() {
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{prefix:>16} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta}) {wide_msg}",
-            )
-            .expect("valid template")
-            .progress_chars("=> "),
-        );
-    }
-    let bar = Bar(bar);
+    let bar = progress::ConvertBar::new(a.quiet);
     let report = job.run(&bar)?;
     bar.0.finish_and_clear();
     if !a.quiet {

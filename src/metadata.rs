@@ -4,11 +4,12 @@
 
 use std::collections::BTreeMap;
 
-use crate::error::Result;
+use crate::channels::{ChannelPlan, ChannelScore};
+use crate::error::{Error, Result};
 use crate::ggml_type::GgmlType;
 use crate::gguf::{MetadataEntry, Value, ValueType};
 use crate::imatrix::Imatrix;
-use crate::plan::{Action, Plan};
+use crate::plan::Plan;
 
 /// The metadata of the pruned output. `input` is the model's metadata (the first shard's for
 /// a split model); `imatrix` the statistics and the file name to record.
@@ -26,34 +27,17 @@ pub fn output_metadata(
     if let Some(ftype) = changed_file_type(plan) {
         set(&mut out, "general.file_type", Value::U32(ftype))?;
     }
-
-    let s = &plan.options_summary;
     set(
         &mut out,
         "dass.version",
         Value::string(env!("CARGO_PKG_VERSION")),
     )?;
-    set(&mut out, "dass.method", Value::string(s.method))?;
-    set(&mut out, "dass.pattern", Value::string(&s.pattern))?;
-    set(&mut out, "dass.sparsity", Value::F32(s.sparsity as f32))?;
-    if let Some(alpha) = s.alpha {
-        set(&mut out, "dass.alpha", Value::F32(alpha))?;
+    if let Some(channels) = &plan.channels {
+        channel_metadata(&mut out, channels)?;
     }
-    set(&mut out, "dass.scope", Value::string(s.scope))?;
-    if let (Some(g), Some(o)) = (s.nm_orientation_gate_up, s.nm_orientation_other) {
-        set(&mut out, "dass.nm_groups.gate_up", Value::string(g))?;
-        set(&mut out, "dass.nm_groups.other", Value::string(o))?;
+    if plan.options_summary.method != "none" {
+        pruning_metadata(&mut out, plan)?;
     }
-    set(
-        &mut out,
-        "dass.pruned_tensors",
-        Value::U32(plan.pruned_tensors() as u32),
-    )?;
-    set(
-        &mut out,
-        "dass.sparsity_achieved",
-        Value::F32(plan.totals().sparsity() as f32),
-    )?;
     if let Some((im, file)) = imatrix {
         set(&mut out, "dass.imatrix.file", Value::string(file))?;
         let datasets = im.datasets.iter().map(|d| Value::string(d)).collect();
@@ -73,20 +57,116 @@ pub fn output_metadata(
     Ok(out)
 }
 
+/// `{arch}.feed_forward_length` becomes the kept width (in the key's own integer type; an
+/// array stays an array), and the `dass.ffn.*` keys say what was removed.
+fn channel_metadata(out: &mut Vec<MetadataEntry>, c: &ChannelPlan) -> Result<()> {
+    let arch = out
+        .iter()
+        .find(|kv| kv.key == "general.architecture")
+        .map(|kv| kv.as_str())
+        .transpose()?
+        .unwrap_or_default();
+    let key = format!("{arch}.feed_forward_length");
+    let old = out
+        .iter()
+        .find(|kv| kv.key == key)
+        .ok_or_else(|| Error::MissingKey(key.clone()))?
+        .value()?;
+    let width = c.width as u64;
+    let new = match old {
+        Value::Array(t, items) => {
+            let item = integer_like(items.first(), width).ok_or_else(|| bad_width_key(&key))?;
+            Value::Array(t, vec![item; items.len()])
+        }
+        scalar => integer_like(Some(&scalar), width).ok_or_else(|| bad_width_key(&key))?,
+    };
+    set(out, &key, new)?;
+    let widths = c
+        .blocks
+        .iter()
+        .map(|b| Value::U32(b.kept.len() as u32))
+        .collect();
+    set(out, "dass.ffn.score", Value::string(c.options.score.name()))?;
+    set(out, "dass.ffn.original_length", Value::U32(c.n_ff as u32))?;
+    set(out, "dass.ffn.target", Value::F32(c.target as f32))?;
+    set(
+        out,
+        "dass.ffn.width_multiple",
+        Value::U32(c.options.multiple as u32),
+    )?;
+    set(out, "dass.ffn.kept", Value::Array(ValueType::U32, widths))?;
+    let shares = c
+        .blocks
+        .iter()
+        .map(|b| Value::F32(b.removed_score_share as f32))
+        .collect();
+    set(
+        out,
+        "dass.ffn.removed_score_share",
+        Value::Array(ValueType::F32, shares),
+    )?;
+    if c.options.score == ChannelScore::Random {
+        set(out, "dass.ffn.seed", Value::U64(c.options.seed))?;
+    }
+    Ok(())
+}
+
+/// `value` in the integer type of `like`, or `None` when that is no integer type or too small.
+fn integer_like(like: Option<&Value>, value: u64) -> Option<Value> {
+    Some(match like? {
+        Value::U32(_) => Value::U32(u32::try_from(value).ok()?),
+        Value::I32(_) => Value::I32(i32::try_from(value).ok()?),
+        Value::U64(_) => Value::U64(value),
+        Value::I64(_) => Value::I64(i64::try_from(value).ok()?),
+        Value::U16(_) => Value::U16(u16::try_from(value).ok()?),
+        Value::I16(_) => Value::I16(i16::try_from(value).ok()?),
+        _ => return None,
+    })
+}
+
+fn bad_width_key(key: &str) -> Error {
+    Error::Plan(format!(
+        "metadata key '{key}' is not an integer (or array of integers) that can hold the new width"
+    ))
+}
+
+/// The `dass.*` keys of zeroing: method, pattern, sparsity, groups, what was achieved.
+fn pruning_metadata(out: &mut Vec<MetadataEntry>, plan: &Plan) -> Result<()> {
+    let s = &plan.options_summary;
+    set(out, "dass.method", Value::string(s.method))?;
+    set(out, "dass.pattern", Value::string(&s.pattern))?;
+    set(out, "dass.sparsity", Value::F32(s.sparsity as f32))?;
+    if let Some(alpha) = s.alpha {
+        set(out, "dass.alpha", Value::F32(alpha))?;
+    }
+    set(out, "dass.scope", Value::string(s.scope))?;
+    if let (Some(g), Some(o)) = (s.nm_orientation_gate_up, s.nm_orientation_other) {
+        set(out, "dass.nm_groups.gate_up", Value::string(g))?;
+        set(out, "dass.nm_groups.other", Value::string(o))?;
+    }
+    set(
+        out,
+        "dass.pruned_tensors",
+        Value::U32(plan.pruned_tensors() as u32),
+    )?;
+    set(
+        out,
+        "dass.sparsity_achieved",
+        Value::F32(plan.totals().sparsity() as f32),
+    )
+}
+
 /// When pruning changes some tensor's type, the file type of the type holding most weight
 /// elements (2-D and larger tensors); `None` when no type changes or no file type names it.
 fn changed_file_type(plan: &Plan) -> Option<u32> {
-    let types_change = plan
-        .tensors
-        .iter()
-        .any(|t| matches!(&t.action, Action::Prune(s) if s.out_type != t.info.ty));
+    let types_change = plan.tensors.iter().any(|t| t.output_spec().ty != t.info.ty);
     if !types_change {
         return None;
     }
     let mut by_type: BTreeMap<GgmlType, u64> = BTreeMap::new();
     for t in &plan.tensors {
         if t.info.dims.len() >= 2 {
-            *by_type.entry(t.output_spec().ty).or_default() += t.info.n_elements();
+            *by_type.entry(t.output_spec().ty).or_default() += t.cut_info().n_elements();
         }
     }
     by_type

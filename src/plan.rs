@@ -12,6 +12,7 @@ use std::fmt;
 
 use regex::Regex;
 
+use crate::channels::{plan_channels, ChannelOptions, ChannelPlan, Cut};
 use crate::dequant::can_dequantize;
 use crate::error::{Error, Result};
 use crate::ggml_type::GgmlType;
@@ -57,6 +58,10 @@ pub struct Options {
     /// Tensors matching one of these are never pruned.
     pub exclude: Vec<Regex>,
     pub outtype: OutType,
+    /// Whether weights are zeroed at all (false: only channels are removed).
+    pub prune: bool,
+    /// Remove whole feed-forward channels first (docs/method.md "Removing channels").
+    pub channels: Option<ChannelOptions>,
 }
 
 /// How one tensor is pruned.
@@ -82,18 +87,44 @@ pub enum Action {
 #[derive(Debug, Clone)]
 pub struct TensorPlan {
     pub source: TensorRef,
+    /// The tensor as the input holds it.
     pub info: TensorInfo,
+    /// Rows or columns removed with their channels, and the tensor after that (its dims, and
+    /// its type: a quantized tensor cut by columns is re-encoded, as pruned tensors are).
+    pub cut: Option<(Cut, TensorInfo)>,
+    /// What happens next to the (cut) tensor.
     pub action: Action,
 }
 
 impl TensorPlan {
+    /// The tensor that pruning sees: after the cut, if any.
+    pub fn cut_info(&self) -> &TensorInfo {
+        self.cut
+            .as_ref()
+            .map(|(_, info)| info)
+            .unwrap_or(&self.info)
+    }
+
     /// The tensor as it will be written.
     pub fn output_spec(&self) -> TensorSpec {
-        let mut spec = TensorSpec::from(&self.info);
+        let mut spec = TensorSpec::from(self.cut_info());
         if let Action::Prune(step) = &self.action {
             spec.ty = step.out_type;
         }
         spec
+    }
+
+    /// The type the tensor's values are re-encoded in, when they are (pruned, or cut by
+    /// columns from a quantized type); `None` when its bytes are copied or sliced unchanged.
+    pub fn reencoded_as(&self) -> Option<GgmlType> {
+        match &self.action {
+            Action::Prune(step) => Some(step.out_type),
+            Action::Copy => self
+                .cut
+                .as_ref()
+                .filter(|(_, info)| info.ty != self.info.ty)
+                .map(|(_, info)| info.ty),
+        }
     }
 }
 
@@ -103,6 +134,8 @@ pub struct Plan {
     pub tensors: Vec<TensorPlan>,
     pub metadata: Vec<MetadataEntry>,
     pub options_summary: OptionsSummary,
+    /// The channels every block keeps, when channels are removed.
+    pub channels: Option<ChannelPlan>,
 }
 
 /// The options as recorded in reports and metadata.
@@ -142,7 +175,7 @@ impl Plan {
         self.tensors
             .iter()
             .filter_map(|t| match &t.action {
-                Action::Prune(s) => Some((s.zeroed, t.info.n_elements())),
+                Action::Prune(s) => Some((s.zeroed, t.cut_info().n_elements())),
                 Action::Copy => None,
             })
             .fold(Zeroed::default(), |acc, (z, n)| Zeroed {
@@ -184,7 +217,7 @@ pub fn make_plan(
     opts: &Options,
 ) -> Result<Plan> {
     check_options(opts)?;
-    if opts.method.needs_statistics() && imatrix.is_none() {
+    if opts.prune && opts.method.needs_statistics() && imatrix.is_none() {
         return Err(Error::Plan(format!(
             "--method {} needs activation statistics: pass --imatrix FILE",
             opts.method.name()
@@ -194,18 +227,27 @@ pub fn make_plan(
         .get("general.architecture")
         .ok_or_else(|| Error::MissingKey("general.architecture".into()))?
         .as_str()?;
+    let channels = match &opts.channels {
+        Some(c) => Some(plan_channels(model, &arch, imatrix.map(|i| i.0), c)?),
+        None => None,
+    };
     let tensors: Vec<(TensorRef, &TensorInfo)> = model.tensors();
     let names: BTreeSet<&str> = tensors.iter().map(|(_, t)| t.name.as_str()).collect();
 
     let mut plans = Vec::with_capacity(tensors.len());
     for (source, info) in &tensors {
+        let cut = channels
+            .as_ref()
+            .and_then(|c| c.cut(&info.name))
+            .map(|c| (c.clone(), cut_info(info, c, opts.outtype)));
         let role = classify(&arch, &info.name);
-        let action = if selected(&role, &info.name, opts) {
+        let action = if opts.prune && selected(&role, &info.name, opts) {
             let context = TensorContext {
                 arch: &arch,
-                info,
+                info: cut.as_ref().map(|(_, i)| i).unwrap_or(info),
                 role: &role,
                 names: &names,
+                channels: channels.as_ref(),
             };
             Action::Prune(plan_tensor(&context, imatrix.map(|i| i.0), opts)?)
         } else {
@@ -214,13 +256,19 @@ pub fn make_plan(
         plans.push(TensorPlan {
             source: *source,
             info: (*info).clone(),
+            cut,
             action,
         });
     }
     let mut plan = Plan {
         tensors: plans,
         metadata: Vec::new(),
-        options_summary: summarise(opts),
+        options_summary: if opts.prune {
+            summarise(opts)
+        } else {
+            OptionsSummary::none()
+        },
+        channels,
     };
     plan.metadata = output_metadata(model.metadata(), imatrix, &plan)?;
     Ok(plan)
@@ -236,11 +284,20 @@ pub fn conversion_plan(model: &Source) -> Plan {
             .map(|(source, info)| TensorPlan {
                 source,
                 info: info.clone(),
+                cut: None,
                 action: Action::Copy,
             })
             .collect(),
         metadata: model.metadata().to_vec(),
-        options_summary: OptionsSummary {
+        options_summary: OptionsSummary::none(),
+        channels: None,
+    }
+}
+
+impl OptionsSummary {
+    /// Nothing is zeroed.
+    fn none() -> Self {
+        OptionsSummary {
             method: "none",
             pattern: "none".into(),
             sparsity: 0.0,
@@ -248,8 +305,25 @@ pub fn conversion_plan(model: &Source) -> Plan {
             scope: "none",
             nm_orientation_gate_up: None,
             nm_orientation_other: None,
-        },
+        }
     }
+}
+
+/// The tensor `info` after `cut`: fewer rows or columns; a quantized tensor cut by columns is
+/// re-encoded in `outtype`'s type for pruned tensors (F16 by default).
+fn cut_info(info: &TensorInfo, cut: &Cut, outtype: OutType) -> TensorInfo {
+    let mut out = info.clone();
+    match cut {
+        Cut::Rows(kept) => out.dims[1] = kept.len() as u64,
+        Cut::Columns(kept) => {
+            out.dims[0] = kept.len() as u64;
+            if info.ty.is_quantized() {
+                out.ty = outtype.for_pruned(info.ty);
+            }
+        }
+    }
+    out.n_bytes = out.ty.bytes_for(out.n_elements()).unwrap_or(0);
+    out
 }
 
 fn check_options(opts: &Options) -> Result<()> {
@@ -384,8 +458,37 @@ impl fmt::Display for Plan {
             s.scope,
             s.alpha.map(|a| format!(", alpha {a}")).unwrap_or_default()
         )?;
+        if let Some(c) = &self.channels {
+            writeln!(
+                f,
+                "channels: keep {} of {} per block (target {:.1}, rounded to a multiple of {}), score {}",
+                c.width, c.n_ff, c.target, c.options.multiple, c.options.score.name()
+            )?;
+            for b in &c.blocks {
+                writeln!(
+                    f,
+                    "  blk.{:<4} width {:>6} -> {:<6} removed score share {:.4}",
+                    b.block,
+                    b.n_ff,
+                    b.kept.len(),
+                    b.removed_score_share
+                )?;
+            }
+        }
         for t in &self.tensors {
+            if let Some((cut, info)) = &t.cut {
+                let (what, n) = match cut {
+                    Cut::Rows(k) => ("rows", k.len()),
+                    Cut::Columns(k) => ("columns", k.len()),
+                };
+                writeln!(
+                    f,
+                    "  {:<36} {:<6} cut to {n} {what}: dims {:?}, {}",
+                    t.info.name, t.info.ty, info.dims, info.ty
+                )?;
+            }
             match &t.action {
+                Action::Copy if t.cut.is_some() => {}
                 Action::Copy => writeln!(f, "  {:<36} {:<6} copy", t.info.name, t.info.ty)?,
                 Action::Prune(p) => {
                     let groups = match (p.rule.axis, p.pattern) {
@@ -411,12 +514,12 @@ impl fmt::Display for Plan {
                         f,
                         "  {:<36} {:<6} prune {} ({}) score {}{stats}, groups {groups}{mats}, zero {} of {}, write {}",
                         t.info.name,
-                        t.info.ty,
+                        t.cut_info().ty,
                         p.role,
                         s.method,
                         p.rule.score.name(),
                         p.zeroed,
-                        t.info.n_elements(),
+                        t.cut_info().n_elements(),
                         p.out_type
                     )?;
                 }

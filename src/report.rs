@@ -4,6 +4,7 @@ use std::fmt;
 
 use serde::Serialize;
 
+use crate::channels::ChannelPlan;
 use crate::execute::Outcome;
 use crate::gguf::TensorInfo;
 use crate::kernels::{Axis, Pattern};
@@ -68,6 +69,74 @@ pub struct Totals {
     pub output_bytes: u64,
 }
 
+/// One block's channels in the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct LayerChannels {
+    pub block: u32,
+    pub channels: usize,
+    pub kept: usize,
+    /// The share of the block's total channel score held by the removed channels.
+    pub removed_score_share: f64,
+}
+
+/// What channel removal did.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChannelReport {
+    pub score: &'static str,
+    pub original_width: usize,
+    pub target: f64,
+    pub width_multiple: usize,
+    pub width: usize,
+    pub layers: Vec<LayerChannels>,
+}
+
+impl ChannelReport {
+    fn new(c: &ChannelPlan) -> Self {
+        ChannelReport {
+            score: c.options.score.name(),
+            original_width: c.n_ff,
+            target: c.target,
+            width_multiple: c.options.multiple,
+            width: c.width,
+            layers: c
+                .blocks
+                .iter()
+                .map(|b| LayerChannels {
+                    block: b.block,
+                    channels: b.n_ff,
+                    kept: b.kept.len(),
+                    removed_score_share: b.removed_score_share,
+                })
+                .collect(),
+        }
+    }
+}
+
+impl fmt::Display for ChannelReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mean = if self.layers.is_empty() {
+            0.0
+        } else {
+            self.layers
+                .iter()
+                .map(|l| l.removed_score_share)
+                .sum::<f64>()
+                / self.layers.len() as f64
+        };
+        writeln!(
+            f,
+            "feed-forward channels: kept {} of {} in each of {} blocks (target {:.1}, rounded to a multiple of {}); score {}; the removed channels held {:.2}% of the score on average",
+            self.width,
+            self.original_width,
+            self.layers.len(),
+            self.target,
+            self.width_multiple,
+            self.score,
+            100.0 * mean
+        )
+    }
+}
+
 /// Everything `convert --report` writes.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -76,6 +145,8 @@ pub struct Report {
     pub output: String,
     pub imatrix: Option<String>,
     pub options: OptionsSummary,
+    /// Channel removal, when asked for.
+    pub channels: Option<ChannelReport>,
     pub tensors: Vec<PrunedTensor>,
     pub totals: Totals,
     pub seconds: f64,
@@ -97,7 +168,7 @@ impl Report {
             .tensors
             .iter()
             .filter_map(|t| match &t.action {
-                Action::Prune(step) => Some(PrunedTensor::new(&t.info, step)),
+                Action::Prune(step) => Some(PrunedTensor::new(t.cut_info(), step)),
                 Action::Copy => None,
             })
             .collect();
@@ -107,6 +178,7 @@ impl Report {
             output,
             imatrix,
             options: plan.options_summary.clone(),
+            channels: plan.channels.as_ref().map(ChannelReport::new),
             totals: Totals {
                 pruned_tensors: outcome.pruned,
                 copied_tensors: outcome.copied,
@@ -126,7 +198,12 @@ impl Report {
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let t = &self.totals;
-        if t.pruned_tensors == 0 && self.options.method == "none" {
+        if let Some(c) = &self.channels {
+            write!(f, "{}: {c}", self.output)?;
+        }
+        if t.pruned_tensors == 0 && self.options.method == "none" && self.channels.is_some() {
+            // Channels removed, nothing zeroed: the line above says it all.
+        } else if t.pruned_tensors == 0 && self.options.method == "none" {
             // A checkpoint converted without pruning.
             writeln!(
                 f,

@@ -9,6 +9,7 @@
 
 use std::collections::BTreeSet;
 
+use crate::channels::ChannelPlan;
 use crate::error::{Error, Result};
 use crate::gguf::TensorInfo;
 use crate::imatrix::Imatrix;
@@ -127,6 +128,9 @@ pub struct TensorContext<'a> {
     pub role: &'a TensorRole,
     /// The names of every tensor in the model (to find a block's gate).
     pub names: &'a BTreeSet<&'a str>,
+    /// The channels kept when channels are removed: statistics indexed by channel (the down
+    /// projection's) are cut to them.
+    pub channels: Option<&'a ChannelPlan>,
 }
 
 /// The rule `method` applies to a tensor of shape `[cols, rows, n_mat]`. `imatrix` may be
@@ -191,35 +195,49 @@ pub fn rule_for(
         Method::Dass | Method::Wanda => plain(Score::Wanda, Some(info.name.clone())),
     };
     if let (Some(entry), Some(im)) = (rule.entry.as_deref(), imatrix) {
+        // Statistics of the removed channels go with them.
+        let kept = t
+            .channels
+            .and_then(|c| c.kept_for_down(entry).map(|k| (k, c.n_ff)));
+        let stats = |len: usize, matrices: usize| -> Result<Vec<Vec<f32>>> {
+            Ok(match kept {
+                Some((kept, n_ff)) => statistics(im, entry, &info.name, n_ff, matrices)?
+                    .into_iter()
+                    .map(|v| kept.iter().map(|&i| v[i as usize]).collect())
+                    .collect(),
+                None => statistics(im, entry, &info.name, len, matrices)?
+                    .into_iter()
+                    .map(|v| v.to_vec())
+                    .collect(),
+            })
+        };
         rule.factors = match rule.score {
             // One value per output row; phi3's two halves share the down projection's.
             Score::Dass => {
                 let shared = role.role == Role::FfnGateUpFused;
                 let wanted = if shared { 1 } else { rule.matrices };
-                let v = statistics(im, entry, &info.name, rule.rows, wanted)?;
                 let exponent = alpha / 2.0;
-                Factors::PerRow(map(v, |x| x.powf(exponent)))
+                Factors::PerRow(map(stats(rule.rows, wanted)?, |x| x.powf(exponent)))
             }
-            Score::Wanda => {
-                let v = statistics(im, entry, &info.name, rule.cols, rule.matrices)?;
-                Factors::PerColumn(map(v, f32::sqrt))
-            }
+            Score::Wanda => Factors::PerColumn(map(stats(rule.cols, rule.matrices)?, f32::sqrt)),
             Score::Magnitude => Factors::None,
         };
     }
     Ok(rule)
 }
 
-fn map(vectors: Vec<&[f32]>, f: impl Fn(f32) -> f32 + Copy) -> Vec<Vec<f32>> {
+fn map(mut vectors: Vec<Vec<f32>>, f: impl Fn(f32) -> f32 + Copy) -> Vec<Vec<f32>> {
+    for v in &mut vectors {
+        for x in v.iter_mut() {
+            *x = f(*x);
+        }
+    }
     vectors
-        .into_iter()
-        .map(|v| v.iter().map(|&x| f(x)).collect())
-        .collect()
 }
 
 /// The imatrix entry `entry`, which must exist, hold `matrices` vectors of `len` values (or
 /// one vector shared by all), and be finite and non-negative; one slice per matrix it holds.
-fn statistics<'a>(
+pub(crate) fn statistics<'a>(
     im: &'a Imatrix,
     entry: &str,
     tensor: &str,

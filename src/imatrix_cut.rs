@@ -1,0 +1,178 @@
+//! The imatrix of a model whose feed-forward channels were removed: the input imatrix, in its
+//! own format, with each `ffn_down` entry cut to the kept channels (the column statistics of
+//! `ffn_down` are the channels' statistics). `llama-quantize --imatrix` refuses entries whose
+//! length differs from the tensor's rows, so this file is what it needs next. Every other entry,
+//! and all metadata, is copied unchanged.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::channels::ChannelPlan;
+use crate::error::{Error, Result};
+use crate::ggml_type::GgmlType;
+use crate::gguf::{GgufLayout, GgufModel, GgufWriter, TensorSpec};
+use crate::imatrix::ImatrixFormat;
+
+/// Where the cut imatrix goes by default: beside `output`, named after it, in the input's
+/// format (`model.gguf` → `model.imatrix.gguf` or `model.imatrix.dat`).
+pub fn default_path(output: &Path, format: ImatrixFormat) -> PathBuf {
+    let stem = output
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model".into());
+    let ext = match format {
+        ImatrixFormat::Gguf => "gguf",
+        ImatrixFormat::Dat { .. } => "dat",
+    };
+    output.with_file_name(format!("{stem}.imatrix.{ext}"))
+}
+
+/// Writes `input` (an imatrix of `format`) to `out` with the `ffn_down` entries cut to the
+/// channels `channels` keeps, atomically. `inputs` are the files `out` may not be.
+pub fn write_cut_imatrix(
+    input: &Path,
+    format: ImatrixFormat,
+    channels: &ChannelPlan,
+    out: &Path,
+    inputs: &[&Path],
+    overwrite: bool,
+) -> Result<()> {
+    match format {
+        ImatrixFormat::Gguf => write_gguf(input, channels, out, inputs, overwrite),
+        ImatrixFormat::Dat { .. } => write_dat(input, channels, out, inputs, overwrite),
+    }
+}
+
+/// The kept channels of the weight whose statistics are `entry`, checked against its length.
+fn kept_for<'a>(channels: &'a ChannelPlan, entry: &str, len: usize) -> Result<Option<&'a [u32]>> {
+    match channels.kept_for_down(entry) {
+        Some(_) if len != channels.n_ff => Err(Error::Imatrix(format!(
+            "entry '{entry}' has {len} values per matrix, but the model has {} channels",
+            channels.n_ff
+        ))),
+        kept => Ok(kept),
+    }
+}
+
+fn gather_f32(values: &[u8], kept: &[u32]) -> Vec<u8> {
+    kept.iter()
+        .flat_map(|&i| {
+            let at = i as usize * 4;
+            values[at..at + 4].to_vec()
+        })
+        .collect()
+}
+
+fn write_gguf(
+    input: &Path,
+    channels: &ChannelPlan,
+    out: &Path,
+    inputs: &[&Path],
+    overwrite: bool,
+) -> Result<()> {
+    let im = GgufModel::open(input)?;
+    let mut specs = Vec::new();
+    let mut cuts = Vec::new();
+    for (_, t) in im.tensors() {
+        let mut spec = TensorSpec::from(t);
+        let entry = t
+            .name
+            .strip_suffix(".in_sum2")
+            .or_else(|| t.name.strip_suffix(".in_sum"));
+        let kept = match entry {
+            Some(e) => kept_for(channels, e, t.row_len() as usize)?,
+            None => None,
+        };
+        if let Some(kept) = kept {
+            if t.ty != GgmlType::F32 {
+                return Err(Error::Tensor {
+                    tensor: t.name.clone(),
+                    message: format!("imatrix tensors must be F32, this one is {}", t.ty),
+                });
+            }
+            spec.dims[0] = kept.len() as u64;
+        }
+        specs.push(spec);
+        cuts.push(kept);
+    }
+    let layout = GgufLayout::new(im.metadata().to_vec(), specs)?;
+    let mut writer = GgufWriter::create(out, layout, inputs, overwrite)?;
+    for ((r, t), kept) in im.tensors().zip(cuts) {
+        let data = im.tensor_data(r);
+        match kept {
+            None => writer.write_tensor(data)?,
+            Some(kept) => {
+                let row = t.row_len() as usize * 4;
+                let cut: Vec<u8> = data
+                    .chunks(row)
+                    .flat_map(|values| gather_f32(values, kept))
+                    .collect();
+                writer.write_tensor(&cut)?;
+            }
+        }
+    }
+    writer.commit()
+}
+
+fn write_dat(
+    input: &Path,
+    channels: &ChannelPlan,
+    out: &Path,
+    inputs: &[&Path],
+    overwrite: bool,
+) -> Result<()> {
+    crate::gguf::writer::check_not_an_input(out, inputs)?;
+    if !overwrite && out.exists() {
+        return Err(Error::Usage(format!(
+            "{} exists: pass --force to replace it",
+            out.display()
+        )));
+    }
+    let bytes = std::fs::read(input).map_err(|e| Error::io(input, e))?;
+    let bad = || Error::Imatrix(format!("{}: malformed legacy imatrix", input.display()));
+    let i32_at = |pos: usize| -> Result<i32> {
+        let b = bytes.get(pos..pos + 4).ok_or_else(bad)?;
+        Ok(i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let mut outb = Vec::with_capacity(bytes.len());
+    let n = i32_at(0)?;
+    outb.extend_from_slice(&bytes[0..4]);
+    let mut pos = 4;
+    for _ in 0..n.max(0) {
+        let name_len = usize::try_from(i32_at(pos)?).map_err(|_| bad())?;
+        let name = bytes.get(pos + 4..pos + 4 + name_len).ok_or_else(bad)?;
+        let name = String::from_utf8_lossy(name).into_owned();
+        let head_end = pos + 4 + name_len + 8;
+        let nval = usize::try_from(i32_at(head_end - 4)?).map_err(|_| bad())?;
+        let values = bytes.get(head_end..head_end + 4 * nval).ok_or_else(bad)?;
+        match kept_for(channels, &name, nval)? {
+            None => outb.extend_from_slice(&bytes[pos..head_end + 4 * nval]),
+            Some(kept) => {
+                outb.extend_from_slice(&bytes[pos..head_end - 4]);
+                outb.extend_from_slice(&(kept.len() as i32).to_le_bytes());
+                outb.extend(gather_f32(values, kept));
+            }
+        }
+        pos = head_end + 4 * nval;
+    }
+    // The trailer (chunk count and dataset), if any, as it was.
+    outb.extend_from_slice(&bytes[pos..]);
+
+    let dir = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let stem = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{stem}."))
+        .suffix(".partial")
+        .tempfile_in(dir)
+        .map_err(|e| Error::io(dir, e))?;
+    tmp.write_all(&outb).map_err(|e| Error::io(out, e))?;
+    tmp.as_file().sync_all().map_err(|e| Error::io(out, e))?;
+    tmp.persist(out).map_err(|e| Error::io(out, e.error))?;
+    Ok(())
+}
