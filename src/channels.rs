@@ -88,10 +88,32 @@ impl ChannelScore {
     }
 }
 
+/// How the kept channels are spread over the blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Allocation {
+    /// Every block keeps the same width (every architecture).
+    Uniform,
+    /// One budget for the whole model: the blocks' channels compete by score, in units of
+    /// the width multiple, and every block keeps at least one unit. The output is written as
+    /// llama.cpp's `deci` architecture, which reads a width per layer.
+    Global,
+}
+
+impl Allocation {
+    /// The name used on the command line and in metadata.
+    pub fn name(self) -> &'static str {
+        match self {
+            Allocation::Uniform => "uniform",
+            Allocation::Global => "global",
+        }
+    }
+}
+
 /// What the user chose for channel removal.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChannelOptions {
     pub keep: Keep,
+    pub allocation: Allocation,
     /// Widths are rounded to a multiple of this (K-quants need 256 for `ffn_down`).
     pub multiple: usize,
     pub score: ChannelScore,
@@ -111,10 +133,27 @@ pub const SUPPORTED_ARCHITECTURES: [&str; 7] = [
 /// `multiple` (halves up), at most `n_ff`. Keeping everything keeps `n_ff` whatever the
 /// multiple. Returns the width and the unrounded target.
 pub fn resolve_width(n_ff: usize, keep: Keep, multiple: usize) -> Result<(usize, f64)> {
+    let target = target_width(n_ff, keep, multiple)?;
+    if target >= n_ff as f64 {
+        return Ok((n_ff, target));
+    }
+    let m = multiple as f64;
+    let rounded = ((target / m + 0.5).floor() * m).min(n_ff as f64) as usize;
+    if rounded == 0 {
+        return Err(Error::Plan(format!(
+            "--keep-ffn keeps {target:.1} of {n_ff} channels, which rounds to 0 at a multiple \
+             of {multiple}: keep more, lower --width-multiple, or use --allocate global"
+        )));
+    }
+    Ok((rounded, target))
+}
+
+/// The channels per block `keep` asks for, before rounding.
+fn target_width(n_ff: usize, keep: Keep, multiple: usize) -> Result<f64> {
     if multiple == 0 {
         return Err(Error::Plan("--width-multiple must be at least 1".into()));
     }
-    let target = match keep {
+    Ok(match keep {
         Keep::Fraction(f) if f > 0.0 && f <= 1.0 => f * n_ff as f64,
         Keep::Fraction(f) => {
             return Err(Error::Plan(format!(
@@ -127,19 +166,7 @@ pub fn resolve_width(n_ff: usize, keep: Keep, multiple: usize) -> Result<(usize,
             )))
         }
         Keep::Width(w) => w as f64,
-    };
-    if target >= n_ff as f64 {
-        return Ok((n_ff, target));
-    }
-    let m = multiple as f64;
-    let rounded = ((target / m + 0.5).floor() * m).min(n_ff as f64) as usize;
-    if rounded == 0 {
-        return Err(Error::Plan(format!(
-            "--keep-ffn keeps {target:.1} of {n_ff} channels, which rounds to 0 at a multiple \
-             of {multiple}: keep more, or lower --width-multiple"
-        )));
-    }
-    Ok((rounded, target))
+    })
 }
 
 /// One tensor of a block, as the model holds it.
@@ -185,9 +212,12 @@ pub struct ChannelPlan {
     pub options: ChannelOptions,
     /// Channels per block before removal (every block has the same).
     pub n_ff: usize,
-    /// The width every block keeps, and the target before rounding.
+    /// The width every block keeps (uniform), or the largest one (global); the target per
+    /// block before rounding.
     pub width: usize,
     pub target: f64,
+    /// Whether the output must be written as `deci` (per-layer widths).
+    pub per_layer: bool,
     pub blocks: Vec<BlockChannels>,
     /// The cut of every tensor that changes shape, by name.
     pub cuts: BTreeMap<String, Cut>,
@@ -226,7 +256,8 @@ pub fn plan_channels(
     let blocks = find_blocks(model)?;
     if !SUPPORTED_ARCHITECTURES.contains(&arch) {
         return Err(Error::Plan(format!(
-            "--keep-ffn: architecture '{arch}' is not supported (supported: {})",
+            "--keep-ffn: architecture '{arch}' \
+                     is not supported (supported: {})",
             SUPPORTED_ARCHITECTURES.join(", ")
         )));
     }
@@ -252,17 +283,45 @@ pub fn plan_channels(
         scored.push((b, scores));
     }
     let n_ff = n_ff.unwrap_or(0);
-    let (width, target) = resolve_width(n_ff, opts.keep, opts.multiple)?;
+    let target = target_width(n_ff, opts.keep, opts.multiple)?;
+    let widths = match opts.allocation {
+        Allocation::Uniform => vec![resolve_width(n_ff, opts.keep, opts.multiple)?.0; scored.len()],
+        Allocation::Global => {
+            if arch != "llama" {
+                return Err(Error::Plan(format!(
+                    "--allocate global writes per-layer widths, which stock llama.cpp reads only \
+                     for the 'deci' architecture, whose graph is llama's; architecture '{arch}' \
+                     is not supported (supported: llama, including Mistral and SmolLM); use \
+                     --allocate uniform"
+                )));
+            }
+            // Scores relative to their block's median score: comparable across blocks whose
+            // activations differ in scale, and not swayed by a block's few outlier channels
+            // (a share of the block's total starves blocks with massive activations).
+            let shares: Vec<Vec<f64>> = scored
+                .iter()
+                .map(|(_, s)| {
+                    let median = median(s);
+                    s.iter()
+                        .map(|x| if median > 0.0 { x / median } else { *x })
+                        .collect()
+                })
+                .collect();
+            let all: Vec<&[f64]> = shares.iter().map(|s| s.as_slice()).collect();
+            global_widths(&all, target * scored.len() as f64, opts.multiple)
+        }
+    };
 
     let mut plan = ChannelPlan {
         options: opts.clone(),
         n_ff,
-        width,
+        width: widths.iter().copied().max().unwrap_or(0),
         target,
+        per_layer: opts.allocation == Allocation::Global,
         blocks: Vec::new(),
         cuts: BTreeMap::new(),
     };
-    for (b, scores) in scored {
+    for ((b, scores), width) in scored.into_iter().zip(widths) {
         let kept = Arc::new(keep_highest(&scores, width));
         let total: f64 = scores.iter().sum();
         let kept_sum: f64 = kept.iter().map(|&i| scores[i as usize]).sum();
@@ -569,6 +628,50 @@ pub fn random_score(seed: u64, b: u32, i: u32) -> f64 {
     (z >> 11) as f64 / (1u64 << 53) as f64
 }
 
+/// The median of `s` (the lower middle value for an even length).
+fn median(s: &[f64]) -> f64 {
+    let mut sorted = s.to_vec();
+    sorted.sort_by(|a, b| a.total_cmp(b));
+    sorted
+        .get((sorted.len().max(1) - 1) / 2)
+        .copied()
+        .unwrap_or(0.0)
+}
+
+/// Per-block widths for one budget of `budget` channels over all blocks: channels are taken in
+/// units of `multiple` (a block's channels sorted by score, highest first; a unit's value is
+/// the sum of its scores), every block keeps its best unit, and the remaining units go to the
+/// highest values over all blocks (equal values: the earlier block, then the earlier unit).
+/// The total is `budget` rounded to the nearest unit, at least one unit per block. (A width of
+/// 0 is never chosen: llama.cpp's `deci` graph skips the whole layer, attention included, when
+/// a layer has no feed-forward.)
+pub fn global_widths(scores: &[&[f64]], budget: f64, multiple: usize) -> Vec<usize> {
+    let multiple = multiple.max(1);
+    // Units of each block, in the order a block gives them up last to first.
+    let mut units: Vec<(f64, usize, usize)> = Vec::new(); // (value, block, unit index)
+    let mut widths = Vec::with_capacity(scores.len());
+    for (b, s) in scores.iter().enumerate() {
+        let mut sorted: Vec<f64> = s.to_vec();
+        sorted.sort_by(|x, y| y.total_cmp(x));
+        let n_units = s.len().div_ceil(multiple);
+        for u in 1..n_units {
+            let value: f64 = sorted[u * multiple..((u + 1) * multiple).min(s.len())]
+                .iter()
+                .sum();
+            units.push((value, b, u));
+        }
+        widths.push(multiple.min(s.len()));
+    }
+    let total_units = (budget / multiple as f64 + 0.5).floor().max(0.0) as usize;
+    let extra = total_units.saturating_sub(scores.len());
+    units.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)).then(x.2.cmp(&y.2)));
+    for &(_, b, u) in units.iter().take(extra) {
+        let len = scores[b].len();
+        widths[b] += ((u + 1) * multiple).min(len) - u * multiple;
+    }
+    widths
+}
+
 /// The `width` channels with the highest scores, ascending. The lowest scores are removed
 /// first and, among equal scores, the lower index (as pruning breaks ties).
 pub fn keep_highest(scores: &[f64], width: usize) -> Vec<u32> {
@@ -661,6 +764,29 @@ mod tests {
         assert_eq!(keep_highest(&[0.0, -0.0, 5.0], 1), vec![2]);
         assert_eq!(keep_highest(&[2.0, 1.0], 2), vec![0, 1]);
         assert_eq!(keep_highest(&[2.0, 1.0], 0), Vec::<u32>::new());
+    }
+
+    #[test]
+    fn a_global_budget_goes_where_the_scores_are() {
+        let strong = [9.0, 8.0, 7.0, 6.0, 5.0, 4.0, 3.0, 2.0];
+        let weak = [0.9, 0.8, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1];
+        // 8 of 16 channels in units of 2: each block keeps one unit, then the best units.
+        assert_eq!(global_widths(&[&strong, &weak], 8.0, 2), vec![6, 2]);
+        // Everything kept; a budget below one unit per block still keeps one unit each.
+        assert_eq!(global_widths(&[&strong, &weak], 16.0, 2), vec![8, 8]);
+        assert_eq!(global_widths(&[&strong, &weak], 1.0, 2), vec![2, 2]);
+        // Units of one channel: the exact global top k (plus the floor of one per block).
+        assert_eq!(global_widths(&[&strong, &weak], 6.0, 1), vec![5, 1]);
+        // A unit value is the sum of its channels; equal values go to the earlier block.
+        assert_eq!(
+            global_widths(&[&[1.0, 1.0], &[1.0, 1.0]], 3.0, 1),
+            vec![2, 1]
+        );
+        // A block whose width is not a multiple: its last unit is short.
+        assert_eq!(
+            global_widths(&[&[5.0, 4.0, 3.0], &[0.0, 0.0]], 5.0, 2),
+            vec![3, 2]
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
-use dass_gguf::channels::{ChannelOptions, ChannelScore, Keep};
+use dass_gguf::channels::{Allocation, ChannelOptions, ChannelScore, Keep};
 use dass_gguf::convert::{Job, Request};
 use dass_gguf::inspect;
 use dass_gguf::kernels::Pattern;
@@ -97,6 +97,12 @@ enum MethodArg {
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
+enum AllocateArg {
+    Uniform,
+    Global,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
 enum ChannelScoreArg {
     /// v_down[i] * ||W_down[:, i]||^2
     Energy,
@@ -156,6 +162,10 @@ struct ConvertArgs {
     /// when --pattern or --sparsity is given too.
     #[arg(long)]
     keep_ffn: Option<Keep>,
+    /// uniform: every layer keeps the same width; global: one budget for the whole model,
+    /// widths per layer by score (written as llama.cpp's deci architecture; llama only).
+    #[arg(long, value_enum, default_value = "uniform")]
+    allocate: AllocateArg,
     /// Kept widths are rounded to a multiple of this (K-quants need 256).
     #[arg(long, default_value_t = 256)]
     width_multiple: usize,
@@ -263,6 +273,10 @@ fn convert_command(a: ConvertArgs) -> Result<()> {
         prune: a.keep_ffn.is_none() || zeroing_asked,
         channels: a.keep_ffn.map(|keep| ChannelOptions {
             keep,
+            allocation: match a.allocate {
+                AllocateArg::Uniform => Allocation::Uniform,
+                AllocateArg::Global => Allocation::Global,
+            },
             multiple: a.width_multiple,
             score: match a.channel_score {
                 ChannelScoreArg::Energy => ChannelScore::Energy,

@@ -58,7 +58,8 @@ pub fn output_metadata(
 }
 
 /// `{arch}.feed_forward_length` becomes the kept width (in the key's own integer type; an
-/// array stays an array), and the `dass.ffn.*` keys say what was removed.
+/// array stays an array) or, for per-layer widths, the model becomes `deci` with arrays of
+/// widths and head counts; the `dass.ffn.*` keys say what was removed.
 fn channel_metadata(out: &mut Vec<MetadataEntry>, c: &ChannelPlan) -> Result<()> {
     let arch = out
         .iter()
@@ -66,6 +67,16 @@ fn channel_metadata(out: &mut Vec<MetadataEntry>, c: &ChannelPlan) -> Result<()>
         .map(|kv| kv.as_str())
         .transpose()?
         .unwrap_or_default();
+    if c.per_layer {
+        as_deci(out, &arch, c)?;
+    } else {
+        uniform_width(out, &arch, c)?;
+    }
+    ffn_record(out, c)
+}
+
+/// `{arch}.feed_forward_length` becomes the one kept width.
+fn uniform_width(out: &mut Vec<MetadataEntry>, arch: &str, c: &ChannelPlan) -> Result<()> {
     let key = format!("{arch}.feed_forward_length");
     let old = out
         .iter()
@@ -80,7 +91,55 @@ fn channel_metadata(out: &mut Vec<MetadataEntry>, c: &ChannelPlan) -> Result<()>
         }
         scalar => integer_like(Some(&scalar), width).ok_or_else(|| bad_width_key(&key))?,
     };
-    set(out, &key, new)?;
+    set(out, &key, new)
+}
+
+/// The model re-expressed as llama.cpp's `deci` (llama's graph with a width and head counts per
+/// layer): `general.architecture` becomes `deci`, every `{arch}.*` key is renamed `deci.*` in
+/// place, and `feed_forward_length`, `attention.head_count` and `attention.head_count_kv` become
+/// UINT32 arrays of `block_count` values. Tensors keep their names.
+fn as_deci(out: &mut [MetadataEntry], arch: &str, c: &ChannelPlan) -> Result<()> {
+    let prefix = format!("{arch}.");
+    let blocks = c.blocks.len();
+    for kv in out.iter_mut() {
+        if kv.key == "general.architecture" {
+            *kv = MetadataEntry::new(&kv.key, &Value::string("deci"))?;
+        } else if let Some(rest) = kv.key.strip_prefix(&prefix) {
+            let value = kv.value()?;
+            let new_key = format!("deci.{rest}");
+            *kv = match rest {
+                "feed_forward_length" => MetadataEntry::new(
+                    &new_key,
+                    &Value::Array(
+                        ValueType::U32,
+                        c.blocks
+                            .iter()
+                            .map(|b| Value::U32(b.kept.len() as u32))
+                            .collect(),
+                    ),
+                )?,
+                "attention.head_count" | "attention.head_count_kv" => {
+                    let n = kv.as_integer()?;
+                    let n = u32::try_from(n).map_err(|_| bad_width_key(&kv.key))?;
+                    MetadataEntry::new(
+                        &new_key,
+                        &Value::Array(ValueType::U32, vec![Value::U32(n); blocks]),
+                    )?
+                }
+                _ => MetadataEntry::new(&new_key, &value)?,
+            };
+        }
+    }
+    Ok(())
+}
+
+/// The `dass.ffn.*` keys.
+fn ffn_record(out: &mut Vec<MetadataEntry>, c: &ChannelPlan) -> Result<()> {
+    set(
+        out,
+        "dass.ffn.allocation",
+        Value::string(c.options.allocation.name()),
+    )?;
     let widths = c
         .blocks
         .iter()

@@ -459,11 +459,20 @@ impl fmt::Display for Plan {
             s.alpha.map(|a| format!(", alpha {a}")).unwrap_or_default()
         )?;
         if let Some(c) = &self.channels {
-            writeln!(
-                f,
-                "channels: keep {} of {} per block (target {:.1}, rounded to a multiple of {}), score {}",
-                c.width, c.n_ff, c.target, c.options.multiple, c.options.score.name()
-            )?;
+            if c.per_layer {
+                let total: usize = c.blocks.iter().map(|b| b.kept.len()).sum();
+                writeln!(
+                    f,
+                    "channels: keep {total} of {} over {} blocks, widths per block (written as deci; target {:.1} per block, in units of {}), score {}",
+                    c.n_ff * c.blocks.len(), c.blocks.len(), c.target, c.options.multiple, c.options.score.name()
+                )?;
+            } else {
+                writeln!(
+                    f,
+                    "channels: keep {} of {} per block (target {:.1}, rounded to a multiple of {}), score {}",
+                    c.width, c.n_ff, c.target, c.options.multiple, c.options.score.name()
+                )?;
+            }
             for b in &c.blocks {
                 writeln!(
                     f,

@@ -83,6 +83,7 @@ pub struct LayerChannels {
 #[derive(Debug, Clone, Serialize)]
 pub struct ChannelReport {
     pub score: &'static str,
+    pub allocation: &'static str,
     pub original_width: usize,
     pub target: f64,
     pub width_multiple: usize,
@@ -94,6 +95,7 @@ impl ChannelReport {
     fn new(c: &ChannelPlan) -> Self {
         ChannelReport {
             score: c.options.score.name(),
+            allocation: c.options.allocation.name(),
             original_width: c.n_ff,
             target: c.target,
             width_multiple: c.options.multiple,
@@ -123,12 +125,21 @@ impl fmt::Display for ChannelReport {
                 .sum::<f64>()
                 / self.layers.len() as f64
         };
+        let kept: usize = self.layers.iter().map(|l| l.kept).sum();
+        let widths = if self.allocation == "uniform" {
+            format!("{} in each of {} blocks", self.width, self.layers.len())
+        } else {
+            let min = self.layers.iter().map(|l| l.kept).min().unwrap_or(0);
+            format!(
+                "{kept} over {} blocks, {min} to {} per block (deci)",
+                self.layers.len(),
+                self.width
+            )
+        };
         writeln!(
             f,
-            "feed-forward channels: kept {} of {} in each of {} blocks (target {:.1}, rounded to a multiple of {}); score {}; the removed channels held {:.2}% of the score on average",
-            self.width,
+            "feed-forward channels: kept {widths} of {} (target {:.1} per block, rounded to a multiple of {}); score {}; the removed channels held {:.2}% of the score on average",
             self.original_width,
-            self.layers.len(),
             self.target,
             self.width_multiple,
             self.score,

@@ -120,6 +120,79 @@ fn kept_channels_match_the_reference_for_every_score() {
 }
 
 #[test]
+fn per_layer_widths_match_the_reference_and_make_a_deci_model() {
+    let Some(py) = common::oracle_python("smollm2") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (m, im) = (model("convert-llama"), imatrix("convert-llama"));
+    // Budgets that give the two blocks different widths.
+    for (keep, multiple, target) in [("0.4", "4", "51.2"), ("0.3", "1", "38.4")] {
+        for score in ["energy", "dass"] {
+            let out = dir.path().join(format!("g{keep}.{score}.gguf"));
+            let args = [
+                "--keep-ffn",
+                keep,
+                "--allocate",
+                "global",
+                "--width-multiple",
+                multiple,
+                "--channel-score",
+                score,
+            ];
+            assert_ok(&convert(&m, &out, Some(&im), &args), "global");
+            let cut = out.with_file_name(format!("g{keep}.{score}.imatrix.gguf"));
+            let a: Vec<&std::ffi::OsStr> = vec![
+                m.as_os_str(),
+                im.as_os_str(),
+                "--score".as_ref(),
+                score.as_ref(),
+                "--global-target".as_ref(),
+                target.as_ref(),
+                "--multiple".as_ref(),
+                multiple.as_ref(),
+                "--check".as_ref(),
+                out.as_os_str(),
+                "--check-imatrix".as_ref(),
+                cut.as_os_str(),
+            ];
+            common::run_oracle(&py, "reference_channels.py", &a);
+            let f = GgufFile::open(&out).unwrap();
+            let h = f.header();
+            assert_eq!(h.architecture().as_deref(), Some("deci"));
+            assert!(h.get("llama.block_count").is_none() && h.get("deci.block_count").is_some());
+            let widths = h.get("dass.ffn.kept").unwrap().value().unwrap();
+            assert_eq!(
+                h.get("deci.feed_forward_length").unwrap().value().unwrap(),
+                widths
+            );
+        }
+    }
+    // Only llama's graph is deci's.
+    let out = dir.path().join("phi3.gguf");
+    let res = convert(
+        &model("convert-phi3"),
+        &out,
+        Some(&imatrix("convert-phi3")),
+        &[
+            "--keep-ffn",
+            "0.5",
+            "--allocate",
+            "global",
+            "--width-multiple",
+            "16",
+        ],
+    );
+    assert_eq!(res.status.code(), Some(2));
+    assert!(
+        stderr(&res).contains("'phi3' is not supported"),
+        "{}",
+        stderr(&res)
+    );
+    assert!(!out.exists());
+}
+
+#[test]
 fn metadata_and_report_say_what_was_removed() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.gguf");

@@ -3,7 +3,8 @@
 channels dass-gguf keeps, and what the output must then hold.
 
     reference_channels.py MODEL.gguf IMATRIX.gguf|- --score energy|activation|dass|weight|random
-                          --width W [--alpha A] [--seed N] [--kept-json FILE]
+                          (--width W | --global-target T --multiple M)
+                          [--alpha A] [--seed N] [--kept-json FILE]
                           [--check OUT.gguf] [--check-imatrix CUT_IMATRIX]
 
 Nothing here comes from dass-gguf: the model and imatrix are read with gguf-py's GGUFReader,
@@ -20,6 +21,11 @@ f64 sums taken in the order method.md fixes (so ties and near-ties fall the same
   its up rows, to the same channels.
 - The width highest scores are kept: np.argsort(kind="stable") ascending, the first n_ff - W
   positions go (the lower index first among equal scores).
+- --global-target T (per-layer widths, written as deci): each block's scores are divided by the
+  block's median score (the lower middle one); each block's sorted scores (highest first) are
+  cut into units of M; every block keeps its first unit; of the other units, the
+  round(T * blocks / M) - blocks with the highest sums are kept (equal sums: the earlier block,
+  then the earlier unit). Then each block keeps its width highest (raw) scores as above.
 
 --kept-json writes {"n_ff": .., "width": .., "blocks": {"0": [kept...], ...}}. --check OUT
 verifies the converted model: every cut tensor holds exactly the dense tensor's kept rows or
@@ -106,7 +112,9 @@ def main() -> None:
     ap.add_argument("model")
     ap.add_argument("imatrix")
     ap.add_argument("--score", required=True)
-    ap.add_argument("--width", type=int, required=True)
+    ap.add_argument("--width", type=int)
+    ap.add_argument("--global-target", type=float)
+    ap.add_argument("--multiple", type=int, default=256)
     ap.add_argument("--alpha", type=float, default=0.5)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--kept-json")
@@ -122,6 +130,7 @@ def main() -> None:
     blocks = sorted({int(m.group(1)) for n in tensors if (m := NAME.match(n))})
     alpha = float(np.float32(a.alpha))
     kept_by_block: dict[int, np.ndarray] = {}
+    scores: dict[int, np.ndarray] = {}
     n_ff = None
     for b in blocks:
         p = f"blk.{b}."
@@ -154,19 +163,50 @@ def main() -> None:
             s = np.array([splitmix(a.seed, b, i) for i in range(n_ff)])
         else:
             fail(f"unknown score {a.score}")
+        scores[b] = s
+    widths = {b: a.width for b in blocks}
+    if a.global_target is not None:
+        widths = global_widths(scores, blocks, a.global_target, a.multiple)
+    for b in blocks:
+        s, w = scores[b], widths[b]
         order = np.argsort(s, kind="stable")
-        kept_by_block[b] = np.sort(order[n_ff - a.width:]) if a.width < n_ff else np.arange(n_ff)
+        kept_by_block[b] = np.sort(order[n_ff - w:]) if w < n_ff else np.arange(n_ff)
 
     if a.kept_json:
         with open(a.kept_json, "w") as f:
-            json.dump({"n_ff": n_ff, "width": a.width,
+            json.dump({"n_ff": n_ff, "widths": [widths[b] for b in blocks],
                        "blocks": {str(b): k.tolist() for b, k in kept_by_block.items()}}, f)
 
     if a.check:
-        check_model(a.check, r, tensors, kept_by_block, n_ff, fused, arch, a.width)
+        check_model(a.check, r, tensors, kept_by_block, n_ff, fused, arch,
+                    [widths[b] for b in blocks], a.global_target is not None)
     if a.check_imatrix:
         check_imatrix(a.imatrix, a.check_imatrix, kept_by_block)
-    print(json.dumps({"blocks": len(blocks), "n_ff": n_ff, "width": a.width, "checked": bool(a.check)}))
+    print(json.dumps({"blocks": len(blocks), "n_ff": n_ff, "widths": [widths[b] for b in blocks],
+                      "checked": bool(a.check)}))
+
+
+def global_widths(scores, blocks, target, m):
+    units = []
+    widths = {}
+    for b in blocks:
+        s = scores[b]
+        sorted_ = np.sort(s)
+        median = sorted_[(len(s) - 1) // 2]
+        rel = s / median if median > 0 else s
+        desc = np.sort(rel)[::-1]
+        n_units = -(-len(s) // m)
+        for u in range(1, n_units):
+            total = 0.0
+            for x in desc[u * m:min((u + 1) * m, len(s))]:
+                total += x
+            units.append((-total, b, u))
+        widths[b] = min(m, len(s))
+    total_units = int(np.floor(target * len(blocks) / m + 0.5))
+    extra = max(0, total_units - len(blocks))
+    for _, b, u in sorted(units)[:extra]:
+        widths[b] += min((u + 1) * m, len(scores[b])) - u * m
+    return widths
 
 
 def expected_cut(t, kept: np.ndarray, axis: str) -> tuple[bytes, int]:
@@ -186,14 +226,27 @@ def expected_cut(t, kept: np.ndarray, axis: str) -> tuple[bytes, int]:
     return w[:, kept].astype(np.float16).tobytes(), QT.F16
 
 
-def check_model(out_path, r, tensors, kept_by_block, n_ff, fused, arch, width) -> None:
+def check_model(out_path, r, tensors, kept_by_block, n_ff, fused, arch, widths, per_layer) -> None:
     o = GGUFReader(out_path)
     got = {t.name: t for t in o.tensors}
     if list(got) != list(tensors):
         fail("the output's tensors are not the input's, in the input's order")
-    ffl = o.get_field(f"{arch}.feed_forward_length").contents()
-    if ffl != width:
-        fail(f"{arch}.feed_forward_length is {ffl}, expected {width}")
+    out_arch = o.get_field("general.architecture").contents()
+    if out_arch != ("deci" if per_layer else arch):
+        fail(f"general.architecture is {out_arch}")
+    ffl = o.get_field(f"{out_arch}.feed_forward_length").contents()
+    want = widths if per_layer else widths[0]
+    if ffl != want:
+        fail(f"{out_arch}.feed_forward_length is {ffl}, expected {want}")
+    if per_layer:
+        for key in ["attention.head_count", "attention.head_count_kv", "block_count",
+                    "embedding_length", "context_length"]:
+            src = r.get_field(f"{arch}.{key}").contents()
+            dst = o.get_field(f"deci.{key}").contents()
+            if key.startswith("attention.head_count"):
+                src = [src] * len(widths)
+            if src != dst:
+                fail(f"deci.{key} is {dst}, expected {src}")
     for name, t in tensors.items():
         m = NAME.match(name)
         g = got[name]
