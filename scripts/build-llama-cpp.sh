@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Builds llama-perplexity, llama-imatrix and llama-quantize from the llama.cpp tree that the
+# Builds llama-perplexity, llama-imatrix, llama-quantize and llama-bench from the llama.cpp tree that the
 # llama-cpp-python sdist vendors, and installs them into $LLAMA_BIN. Cached: does nothing
-# when the three binaries already exist. The extracted llama.cpp tree is kept under
+# when the four binaries already exist. The extracted llama.cpp tree is kept under
 # $DASS_CACHE/llama.cpp-$LLAMA_CPP_VERSION/src (convert_hf_to_gguf.py, gguf-py, sources).
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
@@ -9,7 +9,7 @@ set -euo pipefail
 die() { echo "build-llama-cpp: ERROR: $*" >&2; exit 1; }
 log() { echo "build-llama-cpp: $*"; }
 
-TOOLS="llama-perplexity llama-imatrix llama-quantize"
+TOOLS="llama-perplexity llama-imatrix llama-quantize llama-bench"
 BASE="$DASS_CACHE/llama.cpp-$LLAMA_CPP_VERSION"
 SRC="$BASE/src"                       # = vendor/llama.cpp of the sdist
 BUILD="$BASE/build"

@@ -431,6 +431,12 @@ fn check_block(b: u32, block: &Block, fused: bool) -> Result<usize> {
         Ok((ne[0] as usize, ne[1] as usize))
     };
     let (n_ff, n_embd) = two_d(down)?;
+    if n_ff == 0 || n_embd == 0 {
+        return Err(Error::Tensor {
+            tensor: down.info.name.clone(),
+            message: format!("has dims {:?}: no channels to remove", down.info.dims),
+        });
+    }
     let wrong = |p: &Part, expected: String| Error::Tensor {
         tensor: p.info.name.clone(),
         message: format!(

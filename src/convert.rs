@@ -69,6 +69,13 @@ impl Job {
                     .clone()
                     .unwrap_or_else(|| imatrix_cut::default_path(&request.output, im.format)),
             )),
+            (None, _) if request.imatrix_out.is_some() => {
+                return Err(Error::Usage(
+                    "--imatrix-out names where the imatrix cut to the kept channels goes: it \
+                     needs --keep-ffn"
+                        .into(),
+                ))
+            }
             (_, None) if request.imatrix_out.is_some() => {
                 return Err(Error::Usage(
                     "--imatrix-out needs --imatrix (the imatrix to cut)".into(),

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use common::{dass, fixture};
-use dass_gguf::gguf::GgufFile;
+use dass_gguf::gguf::{GgufFile, GgufLayout, GgufWriter, TensorSpec};
 use dass_gguf::imatrix::Imatrix;
 
 const SCORES: [&str; 5] = ["energy", "activation", "dass", "weight", "random"];
@@ -373,6 +373,12 @@ fn refusals_leave_nothing_behind() {
             ],
             vec!["--imatrix-out needs --imatrix"],
         ),
+        (
+            &llama.0,
+            Some(llama.1.clone()),
+            vec!["--pattern", "2:4", "--imatrix-out", "x.gguf"],
+            vec!["--imatrix-out", "needs --keep-ffn"],
+        ),
         // An imatrix without ffn_down entries (the MoE fixture's).
         (
             &llama.0,
@@ -450,4 +456,59 @@ fn an_existing_cut_imatrix_needs_force() {
     let res = convert(&m, &out, Some(&im), &[&keep[..], &["--force"]].concat());
     assert_ok(&res, "--force");
     assert!(Imatrix::open(&taken).is_ok());
+}
+
+/// A copy of the llama fixture with `edit` applied to its tensor list (name, spec, bytes).
+fn edited_llama(path: &Path, edit: impl Fn(&mut Vec<(TensorSpec, Vec<u8>)>)) {
+    let f = GgufFile::open(&model("convert-llama")).unwrap();
+    let h = f.header();
+    let mut tensors: Vec<(TensorSpec, Vec<u8>)> = (0..h.tensors.len())
+        .map(|i| (TensorSpec::from(&h.tensors[i]), f.tensor_data(i).to_vec()))
+        .collect();
+    edit(&mut tensors);
+    let layout = GgufLayout::new(
+        h.metadata.clone(),
+        tensors.iter().map(|(s, _)| s.clone()).collect(),
+    )
+    .unwrap();
+    let mut w = GgufWriter::create(path, layout, &[], false).unwrap();
+    for (_, bytes) in &tensors {
+        w.write_tensor(bytes).unwrap();
+    }
+    w.commit().unwrap();
+}
+
+#[test]
+fn broken_blocks_are_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let im = imatrix("convert-llama");
+    // No gate in block 1.
+    let no_gate = dir.path().join("no-gate.gguf");
+    edited_llama(&no_gate, |t| {
+        t.retain(|(s, _)| s.name != "blk.1.ffn_gate.weight")
+    });
+    // Block 0's up has 64 rows instead of 128 (the first half of its data).
+    let short_up = dir.path().join("short-up.gguf");
+    edited_llama(&short_up, |t| {
+        let (s, b) = t
+            .iter_mut()
+            .find(|(s, _)| s.name == "blk.0.ffn_up.weight")
+            .unwrap();
+        s.dims[1] = 64;
+        b.truncate(b.len() / 2);
+    });
+    for (input, needles) in [
+        (&no_gate, vec!["block 1 has no ffn_gate.weight"]),
+        (&short_up, vec!["blk.0.ffn_up.weight", "[64, 128]"]),
+    ] {
+        let out_dir = tempfile::tempdir().unwrap();
+        let out = out_dir.path().join("out.gguf");
+        let res = convert(
+            input,
+            &out,
+            Some(&im),
+            &["--keep-ffn", "0.5", "--width-multiple", "32"],
+        );
+        assert_refused(&res, out_dir.path(), &needles);
+    }
 }
