@@ -16,6 +16,9 @@
 #   dass 2:4        dass-gguf convert --method dass --pattern 2:4 ...
 #   wanda 50%       dass-gguf convert --method wanda --sparsity 0.5 ...
 #   magnitude 50%   dass-gguf convert --method magnitude --sparsity 0.5 ...
+#   keep 0.75       dass-gguf convert --keep-ffn 0.75 (channels removed, uniform width; also
+#                   writes the cut imatrix)
+#   keep 0.75 2:4   the same, then DaSS 2:4 on the kept channels
 #   quantize Q8_0   llama-quantize IN OUT Q8_0
 #   numpy dass 50%  scripts/bench_numpy_dass.py (gguf-py + NumPy); skipped for inputs over 4 GB:
 #                   GGUFWriter holds every pruned tensor until the end (anonymous memory about the
@@ -38,7 +41,8 @@
 # are deleted after every run. dass-gguf is built (cargo build --release) and copied there first,
 # so a rebuild by someone else during the run does not change the binary under test; set
 # DASS_GGUF_BIN to use another binary. Load averages (uptime) are printed with every
-# repetition. Prints one Markdown table per input.
+# repetition. Prints one Markdown table per input. ROWS="cp|cp + fsync|keep 0.75" (labels
+# separated by |) runs only those rows.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 . "$HERE/common.sh"
@@ -116,7 +120,7 @@ run_timed() {
     # wall is [h:]m:ss.ss
     wall=$(awk -v t="$wall" 'BEGIN { n = split(t, p, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + p[i]; print s }')
     printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$label" "$wall" "$user" "$sys" "$rss" "$peak" >>"$results"
-    rm -f "$work"/out.gguf "$work"/.out.gguf.*
+    rm -f "$work"/out.gguf "$work"/.out.gguf.* "$work"/out.imatrix.gguf
 }
 
 echo "# dass-gguf convert vs cp"
@@ -140,7 +144,11 @@ for input in "${inputs[@]}"; do
     results="$work/results.tsv"
     : >"$results"
     out="$work/out.gguf"
-    rows=("cp" "cp + fsync" "dass 50%" "dass 2:4" "wanda 50%" "magnitude 50%" "quantize Q8_0" "numpy dass 50%")
+    rows=("cp" "cp + fsync" "dass 50%" "dass 2:4" "wanda 50%" "magnitude 50%" "keep 0.75"
+        "keep 0.75 2:4" "quantize Q8_0" "numpy dass 50%")
+    if [[ -n "${ROWS:-}" ]]; then
+        IFS='|' read -r -a rows <<<"$ROWS"
+    fi
     numpy=1
     if ((size > NUMPY_MAX_BYTES)); then
         numpy=0
@@ -166,6 +174,10 @@ for input in "${inputs[@]}"; do
                     --method wanda --sparsity 0.5 --quiet --force ;;
                 "magnitude 50%") run_timed "$row" "$BIN" convert "$input" -o "$out" --imatrix "$imatrix" \
                     --method magnitude --sparsity 0.5 --quiet --force ;;
+                "keep 0.75") run_timed "$row" "$BIN" convert "$input" -o "$out" --imatrix "$imatrix" \
+                    --keep-ffn 0.75 --quiet --force ;;
+                "keep 0.75 2:4") run_timed "$row" "$BIN" convert "$input" -o "$out" --imatrix "$imatrix" \
+                    --keep-ffn 0.75 --pattern 2:4 --quiet --force ;;
                 "quantize Q8_0") run_timed "$row" "$QUANTIZE" "$input" "$out" Q8_0 ;;
                 "numpy dass 50%")
                     ((numpy)) || continue

@@ -538,26 +538,38 @@ fn score_block(
     Ok(scores)
 }
 
-/// `sum_r f(W[r][c])` for every column `c` of a matrix, in f64, the same whatever the number
-/// of threads (fixed row groups, summed in order).
-fn column_sums(model: &Source, part: &Part, f: impl Fn(f64) -> f64 + Sync) -> Result<Vec<f64>> {
+/// `task` on every group of [`ROWS_PER_TASK`] rows of a matrix, dequantized to f32 (the rows,
+/// then the row length), in parallel; the results in row order.
+fn map_row_groups<T: Send>(
+    model: &Source,
+    part: &Part,
+    task: impl Fn(&[f32], usize) -> T + Sync,
+) -> Result<Vec<T>> {
     let data = model.tensor_data(part.source)?;
     let cols = part.info.ne()[0] as usize;
     let row_bytes = (cols as u64 / part.info.ty.block_size() * part.info.ty.type_size()) as usize;
-    let partials: Vec<Vec<f64>> = data
-        .par_chunks(row_bytes * ROWS_PER_TASK)
-        .map(|chunk| -> Result<Vec<f64>> {
+    data.par_chunks(row_bytes * ROWS_PER_TASK)
+        .map(|chunk| -> Result<T> {
             let mut w = vec![0.0f32; chunk.len() / row_bytes * cols];
             dequantize(part.info.ty, chunk, &mut w).map_err(|e| dequant_error(part, e))?;
-            let mut sums = vec![0.0f64; cols];
-            for row in w.chunks(cols) {
-                for (s, &x) in sums.iter_mut().zip(row) {
-                    *s += f(x as f64);
-                }
-            }
-            Ok(sums)
+            Ok(task(&w, cols))
         })
-        .collect::<Result<_>>()?;
+        .collect()
+}
+
+/// `sum_r f(W[r][c])` for every column `c` of a matrix, in f64, the same whatever the number
+/// of threads (fixed row groups, summed in order).
+fn column_sums(model: &Source, part: &Part, f: impl Fn(f64) -> f64 + Sync) -> Result<Vec<f64>> {
+    let partials = map_row_groups(model, part, |w, cols| {
+        let mut sums = vec![0.0f64; cols];
+        for row in w.chunks(cols) {
+            for (s, &x) in sums.iter_mut().zip(row) {
+                *s += f(x as f64);
+            }
+        }
+        sums
+    })?;
+    let cols = part.info.ne()[0] as usize;
     let mut out = vec![0.0f64; cols];
     for p in partials {
         for (o, x) in out.iter_mut().zip(p) {
@@ -597,22 +609,14 @@ fn row_sums(
     weight: Option<&[f64]>,
     f: impl Fn(f64) -> f64 + Sync,
 ) -> Result<Vec<f64>> {
-    let data = model.tensor_data(part.source)?;
-    let cols = part.info.ne()[0] as usize;
-    let row_bytes = (cols as u64 / part.info.ty.block_size() * part.info.ty.type_size()) as usize;
-    let per_task: Vec<Vec<f64>> = data
-        .par_chunks(row_bytes * ROWS_PER_TASK)
-        .map(|chunk| -> Result<Vec<f64>> {
-            let mut w = vec![0.0f32; chunk.len() / row_bytes * cols];
-            dequantize(part.info.ty, chunk, &mut w).map_err(|e| dequant_error(part, e))?;
-            Ok(w.chunks(cols)
-                .map(|row| match weight {
-                    Some(k) => row.iter().zip(k).map(|(&x, k)| f(x as f64) * k).sum(),
-                    None => row.iter().map(|&x| f(x as f64)).sum(),
-                })
-                .collect())
-        })
-        .collect::<Result<_>>()?;
+    let per_task = map_row_groups(model, part, |w, cols| -> Vec<f64> {
+        w.chunks(cols)
+            .map(|row| match weight {
+                Some(k) => row.iter().zip(k).map(|(&x, k)| f(x as f64) * k).sum(),
+                None => row.iter().map(|&x| f(x as f64)).sum(),
+            })
+            .collect()
+    })?;
     Ok(per_task.into_iter().flatten().collect())
 }
 
