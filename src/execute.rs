@@ -23,7 +23,7 @@ use crate::plan::{Action, Plan, PruneStep};
 use crate::source::{Piece, Source};
 
 mod cut;
-use cut::cut_tensor;
+use cut::cut_tensor_into;
 
 /// Receives progress: which tensor is being worked on, and input bytes done.
 pub trait Progress: Sync {
@@ -172,7 +172,9 @@ fn produce<'a>(
         match (&t.cut, &t.action) {
             (Some((cut, cut_info)), action) => {
                 let data = model.tensor_data(t.source)?;
-                let cut_bytes = cut_tensor(&t.info, &data, cut, cut_info)?;
+                // Reuse a buffer the writer has finished with: at most a few are ever alive.
+                let buffer = recycled.try_recv().unwrap_or_default();
+                let cut_bytes = cut_tensor_into(&t.info, &data, cut, cut_info, buffer)?;
                 match action {
                     Action::Copy => {
                         send(ToWriter::Bytes(Piece::Made(cut_bytes)))?;

@@ -13,12 +13,13 @@ use crate::ggml_type::GgmlType;
 use crate::gguf::TensorInfo;
 
 /// The bytes of `info` (data `data`) with only the kept rows or columns, encoded as
-/// `cut_info.ty`.
-pub(super) fn cut_tensor(
+/// `cut_info.ty`, in `out` (a buffer to reuse: it is resized, its old bytes overwritten).
+pub(super) fn cut_tensor_into(
     info: &TensorInfo,
     data: &[u8],
     cut: &Cut,
     cut_info: &TensorInfo,
+    mut out: Vec<u8>,
 ) -> Result<Vec<u8>> {
     let cols = info.row_len() as usize;
     let row_bytes = (cols as u64 / info.ty.block_size() * info.ty.type_size()) as usize;
@@ -35,7 +36,7 @@ pub(super) fn cut_tensor(
     }
     match cut {
         Cut::Rows(kept) => {
-            let mut out = vec![0u8; kept.len() * row_bytes];
+            out.resize(kept.len() * row_bytes, 0);
             out.par_chunks_mut(row_bytes.max(1))
                 .zip(kept.par_iter())
                 .for_each(|(o, &r)| {
@@ -47,7 +48,7 @@ pub(super) fn cut_tensor(
         Cut::Columns(kept) if !info.ty.is_quantized() && cut_info.ty == info.ty => {
             let size = info.ty.type_size() as usize;
             let out_row = kept.len() * size;
-            let mut out = vec![0u8; out_row * info.n_rows() as usize];
+            out.resize(out_row * info.n_rows() as usize, 0);
             out.par_chunks_mut(out_row.max(1))
                 .zip(data.par_chunks(row_bytes.max(1)))
                 .for_each(|(o, row)| {
@@ -67,7 +68,7 @@ pub(super) fn cut_tensor(
                 )));
             }
             let out_row = kept.len() * size;
-            let mut out = vec![0u8; out_row * info.n_rows() as usize];
+            out.resize(out_row * info.n_rows() as usize, 0);
             out.par_chunks_mut(out_row.max(1))
                 .zip(data.par_chunks(row_bytes.max(1)))
                 .try_for_each_init(
@@ -98,6 +99,16 @@ pub(super) fn cut_tensor(
 mod tests {
     use super::*;
     use std::sync::Arc;
+
+    fn cut_tensor(
+        info: &TensorInfo,
+        data: &[u8],
+        cut: &Cut,
+        cut_info: &TensorInfo,
+    ) -> Result<Vec<u8>> {
+        // A dirty, oversized buffer to reuse: the result must not depend on it.
+        cut_tensor_into(info, data, cut, cut_info, vec![0xAB; 1000])
+    }
 
     fn info(ty: GgmlType, dims: &[u64]) -> TensorInfo {
         let n: u64 = dims.iter().product();
