@@ -197,8 +197,9 @@ for line in open(path):
     label, wall, user, sys_, rss, anon = line.rstrip("\n").split("\t")
     runs.setdefault(label, []).append(
         (float(wall), float(user), float(sys_), int(rss), int(anon)))
-cp_wall = statistics.median(r[0] for r in runs["cp"])
-sync_wall = statistics.median(r[0] for r in runs["cp + fsync"])
+# ROWS may leave out either baseline: its ratio column then says n/a.
+cp_wall = statistics.median(r[0] for r in runs["cp"]) if "cp" in runs else 0
+sync_wall = statistics.median(r[0] for r in runs["cp + fsync"]) if "cp + fsync" in runs else 0
 print("| command | wall s (median) | CPU s user+sys (median) | user / sys s | peak RSS MB | peak anon MB | MB/s | x cp | x cp + fsync |")
 print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 for label, rs in runs.items():

@@ -170,7 +170,7 @@ struct ConvertArgs {
     #[arg(long, default_value_t = 256)]
     width_multiple: usize,
     /// How channels are scored for --keep-ffn (the lowest go).
-    #[arg(long, value_enum, default_value = "energy")]
+    #[arg(long, value_enum, default_value = "activation")]
     channel_score: ChannelScoreArg,
     /// Seed of --channel-score random.
     #[arg(long, default_value_t = 0)]

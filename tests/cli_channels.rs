@@ -220,7 +220,11 @@ fn metadata_and_report_say_what_was_removed() {
             .unwrap(),
         96
     );
-    assert_eq!(h.get("dass.ffn.score").unwrap().as_str().unwrap(), "energy");
+    // activation is the default score.
+    assert_eq!(
+        h.get("dass.ffn.score").unwrap().as_str().unwrap(),
+        "activation"
+    );
     assert_eq!(
         h.get("dass.ffn.original_length").unwrap().as_u32().unwrap(),
         128
@@ -358,7 +362,7 @@ fn refusals_leave_nothing_behind() {
             &llama.0,
             None,
             vec!["--keep-ffn", "0.5"],
-            vec!["--channel-score energy", "--imatrix"],
+            vec!["--channel-score activation", "--imatrix"],
         ),
         (
             &llama.0,

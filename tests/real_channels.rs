@@ -112,7 +112,12 @@ fn smollm2_uniform_and_per_layer_load_run_and_requantize() {
     let d = dir.path();
     // Uniform: 0.75 of 1536 is 1152, which rounds to 1280 at a multiple of 256.
     let uniform = d.join("uniform.gguf");
-    convert(&model, &uniform, &im, &["--keep-ffn", "0.75"]);
+    convert(
+        &model,
+        &uniform,
+        &im,
+        &["--keep-ffn", "0.75", "--channel-score", "energy"],
+    );
     let cut = d.join("uniform.imatrix.gguf");
     common::run_oracle(
         &py,
@@ -139,7 +144,14 @@ fn smollm2_uniform_and_per_layer_load_run_and_requantize() {
         &model,
         &global,
         &im,
-        &["--keep-ffn", "0.75", "--allocate", "global"],
+        &[
+            "--keep-ffn",
+            "0.75",
+            "--allocate",
+            "global",
+            "--channel-score",
+            "energy",
+        ],
     );
     let cut = d.join("global.imatrix.gguf");
     common::run_oracle(
