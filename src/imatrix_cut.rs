@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use crate::channels::ChannelPlan;
 use crate::error::{Error, Result};
 use crate::ggml_type::GgmlType;
+use crate::gguf::writer::temp_file_beside;
 use crate::gguf::{GgufLayout, GgufModel, GgufWriter, TensorSpec};
 use crate::imatrix::ImatrixFormat;
 
@@ -121,13 +122,6 @@ fn write_dat(
     inputs: &[&Path],
     overwrite: bool,
 ) -> Result<()> {
-    crate::gguf::writer::check_not_an_input(out, inputs)?;
-    if !overwrite && out.exists() {
-        return Err(Error::Usage(format!(
-            "{} exists: pass --force to replace it",
-            out.display()
-        )));
-    }
     let bytes = std::fs::read(input).map_err(|e| Error::io(input, e))?;
     let bad = || Error::Imatrix(format!("{}: malformed legacy imatrix", input.display()));
     let i32_at = |pos: usize| -> Result<i32> {
@@ -158,19 +152,7 @@ fn write_dat(
     // The trailer (chunk count and dataset), if any, as it was.
     outb.extend_from_slice(&bytes[pos..]);
 
-    let dir = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let stem = out
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{stem}."))
-        .suffix(".partial")
-        .tempfile_in(dir)
-        .map_err(|e| Error::io(dir, e))?;
+    let mut tmp = temp_file_beside(out, inputs, overwrite)?;
     tmp.write_all(&outb).map_err(|e| Error::io(out, e))?;
     tmp.as_file().sync_all().map_err(|e| Error::io(out, e))?;
     tmp.persist(out).map_err(|e| Error::io(out, e.error))?;

@@ -259,6 +259,42 @@ pub struct GgufWriter {
     written: u64,
 }
 
+/// A temporary file beside `target` (`.NAME.XXXXXX.partial`, mode 0666 less the umask) that
+/// becomes `target` only when persisted; dropped, it is deleted. Fails when `target` is one of
+/// `inputs`, or exists and `overwrite` is false. Every output this tool writes goes through it.
+pub fn temp_file_beside(
+    target: &Path,
+    inputs: &[&Path],
+    overwrite: bool,
+) -> Result<tempfile::NamedTempFile> {
+    check_not_an_input(target, inputs)?;
+    if !overwrite && target.exists() {
+        return Err(Error::io(
+            target,
+            std::io::Error::new(std::io::ErrorKind::AlreadyExists, "output file exists"),
+        ));
+    }
+    let dir = match target.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let stem = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "out.gguf".into());
+    let prefix = format!(".{stem}.");
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix).suffix(".partial");
+    // tempfile's default 0600 suits secrets, not models: ask for 0666 so the umask decides,
+    // as it does for files cp or llama-quantize write.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    builder.tempfile_in(dir).map_err(|e| Error::io(dir, e))
+}
+
 impl GgufWriter {
     /// Starts writing `layout` to a temporary file beside `target`. Fails when `target` is one
     /// of `inputs`, or exists and `overwrite` is false.
@@ -268,32 +304,7 @@ impl GgufWriter {
         inputs: &[&Path],
         overwrite: bool,
     ) -> Result<Self> {
-        check_not_an_input(target, inputs)?;
-        if !overwrite && target.exists() {
-            return Err(Error::io(
-                target,
-                std::io::Error::new(std::io::ErrorKind::AlreadyExists, "output file exists"),
-            ));
-        }
-        let dir = match target.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        let stem = target
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "out.gguf".into());
-        let prefix = format!(".{stem}.");
-        let mut builder = tempfile::Builder::new();
-        builder.prefix(&prefix).suffix(".partial");
-        // tempfile's default 0600 suits secrets, not models: ask for 0666 so the umask decides,
-        // as it does for files cp or llama-quantize write.
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            builder.permissions(std::fs::Permissions::from_mode(0o666));
-        }
-        let tmp = builder.tempfile_in(dir).map_err(|e| Error::io(dir, e))?;
+        let tmp = temp_file_beside(target, inputs, overwrite)?;
         let mut out = Sink::new(tmp.as_file(), true).map_err(|e| Error::io(target, e))?;
         let header = layout.encode_header();
         out.write_all(&header).map_err(|e| Error::io(target, e))?;
