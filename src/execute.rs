@@ -18,8 +18,10 @@ use crate::dequant::dequantize;
 use crate::error::{Error, Result};
 use crate::ggml_type::GgmlType;
 use crate::gguf::{GgufLayout, GgufWriter, TensorInfo};
-use crate::kernels::select_zeros;
+use crate::kernels::{select_zeros, Axis, Scale};
 use crate::plan::{Action, Plan, PruneStep};
+use crate::rules::Groups;
+use crate::scores;
 use crate::source::{Piece, Source};
 
 mod cut;
@@ -324,6 +326,8 @@ fn dequant_error(info: &TensorInfo, e: crate::dequant::DequantError) -> Error {
 #[derive(Default)]
 struct Buffers {
     weights: Vec<f32>,
+    /// Scores computed as a matrix (RIA, the hybrid); empty for the other rules.
+    scores: Vec<f32>,
     zero: Vec<bool>,
     out: Vec<u8>,
 }
@@ -349,15 +353,26 @@ fn prune_tensor(
         buf.out.resize(out_bytes, 0);
         let src = &data[k * in_bytes..(k + 1) * in_bytes];
         dequantize_parallel(info, src, &mut buf.weights)?;
-        zeroed += select_zeros(
-            &buf.weights,
-            rule.rows,
-            rule.cols,
-            rule.scale(k),
-            rule.axis,
-            step.pattern,
-            &mut buf.zero,
-        );
+        // Rules of the form |w| * factor are scored inside the kernels; the others first.
+        let (scores, scale) = if rule.score.is_scaled_magnitude() {
+            (&buf.weights, rule.scale(k))
+        } else {
+            let factors = rule.row_and_column(k);
+            scores::fill(
+                rule.score,
+                &buf.weights,
+                rule.rows,
+                rule.cols,
+                factors,
+                &mut buf.scores,
+            );
+            (&buf.scores, Scale::None)
+        };
+        let (rows, cols, axis) = match rule.groups {
+            Groups::Along(axis) => (rule.rows, rule.cols, axis),
+            Groups::Matrix => (1, n, Axis::Row),
+        };
+        zeroed += select_zeros(scores, rows, cols, scale, axis, step.pattern, &mut buf.zero);
         if step.out_type == info.ty {
             zero_in_place(info.ty, src, &buf.zero, &mut buf.out);
         } else {

@@ -22,6 +22,7 @@ pub mod progress;
 pub mod report;
 pub mod roles;
 pub mod rules;
+pub mod scores;
 pub mod source;
 
 pub use error::{Error, Result};

@@ -91,9 +91,16 @@ fn inspect_command(file: &std::path::Path, json: bool, zeros: bool, quiet: bool)
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum MethodArg {
+    /// DaSS: gate/up rows weighted by their channel's activation, grouped per column
     Dass,
+    /// Wanda: |w| times the input's RMS, grouped per output row
     Wanda,
+    /// |w| alone
     Magnitude,
+    /// RIA: |w|'s share of its row and column sums times the input's RMS^alpha, per matrix
+    Ria,
+    /// gate/up: Wanda's and DaSS's factors together, per matrix (unstructured only)
+    Hybrid,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -142,7 +149,7 @@ struct ConvertArgs {
     /// Where to write the pruned model.
     #[arg(short, long)]
     output: PathBuf,
-    /// llama.cpp imatrix file (GGUF or legacy .dat); needed by dass and wanda.
+    /// llama.cpp imatrix file (GGUF or legacy .dat); needed by every method but magnitude.
     #[arg(long)]
     imatrix: Option<PathBuf>,
     /// How weights are scored [default: dass].
@@ -154,7 +161,8 @@ struct ConvertArgs {
     /// Semi-structured pattern N:M: zero N of every M consecutive weights, e.g. 2:4.
     #[arg(long, value_parser = parse_pattern)]
     pattern: Option<(usize, usize)>,
-    /// DaSS exponent on the intermediate activation norm.
+    /// Exponent on the activation norm: DaSS's and the hybrid's on the intermediate
+    /// channel's, RIA's on the input's.
     #[arg(long, default_value_t = 0.5, allow_negative_numbers = true)]
     alpha: f32,
     /// Remove whole feed-forward channels: keep this share of each block's channels (in
@@ -255,6 +263,8 @@ fn convert_command(a: ConvertArgs) -> Result<()> {
             MethodArg::Dass => Method::Dass,
             MethodArg::Wanda => Method::Wanda,
             MethodArg::Magnitude => Method::Magnitude,
+            MethodArg::Ria => Method::Ria,
+            MethodArg::Hybrid => Method::Hybrid,
         },
         pattern,
         alpha: a.alpha,

@@ -19,11 +19,11 @@ use crate::ggml_type::GgmlType;
 use crate::gguf::split::TensorRef;
 use crate::gguf::{MetadataEntry, TensorInfo, TensorSpec};
 use crate::imatrix::Imatrix;
-use crate::kernels::{zero_count, Axis, Pattern};
+use crate::kernels::{Axis, Pattern};
 use crate::metadata::output_metadata;
 use crate::out_type::OutType;
 use crate::roles::{classify, Role, TensorRole};
-use crate::rules::{rule_for, Method, Rule, TensorContext};
+use crate::rules::{rule_for, Groups, Method, Rule, TensorContext};
 use crate::source::Source;
 
 /// Which tensors are candidates.
@@ -401,12 +401,21 @@ fn plan_tensor(
         )));
     }
     let shape = (ne[0] as usize, ne[1] as usize, ne[2] as usize);
-    let rule = rule_for(opts.method, opts.alpha, t, shape, imatrix)?;
+    let rule = rule_for(opts.method, opts.alpha, opts.pattern, t, shape, imatrix)?;
 
-    let grouped = match rule.axis {
-        Axis::Row => rule.cols,
-        Axis::Column => rule.rows,
+    let grouped = match rule.groups {
+        Groups::Along(Axis::Row) => rule.cols,
+        Groups::Along(Axis::Column) => rule.rows,
+        Groups::Matrix => rule.rows * rule.cols,
     };
+    if matches!(rule.groups, Groups::Matrix) && grouped >= 1 << 31 {
+        // The kernels index a group with 32-bit positions.
+        return Err(tensor_err(format!(
+            "has {grouped} weights per matrix; {} compares a whole matrix at once, which is \
+             supported up to 2^31 weights",
+            opts.method.name()
+        )));
+    }
     if let Pattern::NM { n, m } = opts.pattern {
         if grouped % m != 0 {
             return Err(tensor_err(format!(
@@ -414,7 +423,7 @@ fn plan_tensor(
             )));
         }
     }
-    let zeroed = zero_count(rule.rows, rule.cols, rule.axis, opts.pattern) * rule.matrices as u64;
+    let zeroed = rule.zero_count(opts.pattern) * rule.matrices as u64;
     Ok(PruneStep {
         role: role.role,
         rule,
@@ -500,13 +509,20 @@ impl fmt::Display for Plan {
                 Action::Copy if t.cut.is_some() => {}
                 Action::Copy => writeln!(f, "  {:<36} {:<6} copy", t.info.name, t.info.ty)?,
                 Action::Prune(p) => {
-                    let groups = match (p.rule.axis, p.pattern) {
-                        (Axis::Row, Pattern::Unstructured { .. }) => "per output row".to_string(),
-                        (Axis::Column, Pattern::Unstructured { .. }) => {
+                    let groups = match (p.rule.groups, p.pattern) {
+                        (Groups::Matrix, _) => "per matrix".to_string(),
+                        (Groups::Along(Axis::Row), Pattern::Unstructured { .. }) => {
+                            "per output row".to_string()
+                        }
+                        (Groups::Along(Axis::Column), Pattern::Unstructured { .. }) => {
                             "per input column".to_string()
                         }
-                        (Axis::Row, Pattern::NM { n, m }) => format!("{n}:{m} along each row"),
-                        (Axis::Column, Pattern::NM { n, m }) => format!("{n}:{m} down each column"),
+                        (Groups::Along(Axis::Row), Pattern::NM { n, m }) => {
+                            format!("{n}:{m} along each row")
+                        }
+                        (Groups::Along(Axis::Column), Pattern::NM { n, m }) => {
+                            format!("{n}:{m} down each column")
+                        }
                     };
                     let stats = p
                         .rule

@@ -9,6 +9,7 @@ use crate::execute::Outcome;
 use crate::gguf::TensorInfo;
 use crate::kernels::{Axis, Pattern};
 use crate::plan::{Action, OptionsSummary, Plan, PruneStep, Zeroed};
+use crate::rules::Groups;
 
 /// What happened to one pruned tensor: a row of the report.
 #[derive(Debug, Clone, Serialize)]
@@ -29,11 +30,14 @@ impl PrunedTensor {
     /// The row of tensor `info`, pruned by `step`.
     pub fn new(info: &TensorInfo, step: &PruneStep) -> Self {
         let rule = &step.rule;
-        let grouping = match (rule.axis, step.pattern) {
-            (Axis::Row, Pattern::Unstructured { .. }) => "row".to_string(),
-            (Axis::Column, Pattern::Unstructured { .. }) => "column".to_string(),
-            (Axis::Row, Pattern::NM { n, m }) => format!("{n}:{m} along rows (input dimension)"),
-            (Axis::Column, Pattern::NM { n, m }) => {
+        let grouping = match (rule.groups, step.pattern) {
+            (Groups::Matrix, _) => "matrix".to_string(),
+            (Groups::Along(Axis::Row), Pattern::Unstructured { .. }) => "row".to_string(),
+            (Groups::Along(Axis::Column), Pattern::Unstructured { .. }) => "column".to_string(),
+            (Groups::Along(Axis::Row), Pattern::NM { n, m }) => {
+                format!("{n}:{m} along rows (input dimension)")
+            }
+            (Groups::Along(Axis::Column), Pattern::NM { n, m }) => {
                 format!("{n}:{m} along columns (output dimension)")
             }
         };

@@ -2,10 +2,12 @@
 //! method and tensor role, how a weight is scored, which weights compete with each other, and
 //! the factors taken from the imatrix — looked up, checked and computed once, here.
 //!
-//! Every rule scores a weight as `|w| * factor`, where the factor is 1 (magnitude), a value
+//! Most rules score a weight as `|w| * factor`, where the factor is 1 (magnitude), a value
 //! per input column (Wanda: `sqrt(v_W[c])`) or a value per output row (DaSS on gate/up:
-//! `v_down[r]^(alpha/2)`). Adding a method means a variant of [`Method`] and its arm in
-//! [`rule_for`] (and the command line's list of methods); nothing else.
+//! `v_down[r]^(alpha/2)`); the kernels compute those scores on the fly. RIA (relative
+//! importance) and the gate/up hybrid need more than one factor per weight: their scores are
+//! computed as a matrix first (`crate::scores`). Adding a method means a variant of [`Method`]
+//! and its arm in [`rule_for`] (and the command line's list of methods); nothing else.
 
 use std::collections::BTreeSet;
 
@@ -13,7 +15,7 @@ use crate::channels::ChannelPlan;
 use crate::error::{Error, Result};
 use crate::gguf::TensorInfo;
 use crate::imatrix::Imatrix;
-use crate::kernels::{Axis, Scale};
+use crate::kernels::{zero_count, Axis, Pattern, Scale};
 use crate::roles::{Role, TensorRole};
 
 /// The pruning method (docs/method.md "Scores").
@@ -22,6 +24,8 @@ pub enum Method {
     Dass,
     Wanda,
     Magnitude,
+    Ria,
+    Hybrid,
 }
 
 impl Method {
@@ -31,6 +35,8 @@ impl Method {
             Method::Dass => "dass",
             Method::Wanda => "wanda",
             Method::Magnitude => "magnitude",
+            Method::Ria => "ria",
+            Method::Hybrid => "hybrid",
         }
     }
 
@@ -41,7 +47,7 @@ impl Method {
 
     /// Whether the method has the `alpha` exponent.
     pub fn uses_alpha(self) -> bool {
-        self == Method::Dass
+        matches!(self, Method::Dass | Method::Ria | Method::Hybrid)
     }
 
     /// The axis groups run along on a GLU's gate and up projections (reported in the
@@ -49,8 +55,14 @@ impl Method {
     pub fn gate_up_axis(self) -> Axis {
         match self {
             Method::Dass => Axis::Column,
-            Method::Wanda | Method::Magnitude => Axis::Row,
+            Method::Wanda | Method::Magnitude | Method::Ria | Method::Hybrid => Axis::Row,
         }
+    }
+
+    /// Whether the method needs the gate beside an up projection (its score reads the
+    /// intermediate channel's statistics, which only a GLU has).
+    fn needs_glu(self) -> bool {
+        matches!(self, Method::Dass | Method::Hybrid)
     }
 }
 
@@ -63,6 +75,12 @@ pub enum Score {
     Wanda,
     /// `|w[r][c]| * v_down[r]^(alpha/2)`, the paired down projection's statistics.
     Dass,
+    /// `(|w[r][c]| / S_col[c] + |w[r][c]| / S_row[r]) * v_W[c]^(alpha/2)`: RIA's relative
+    /// importance (the weight's share of its column's and of its row's absolute sum) times
+    /// the input statistics.
+    Ria,
+    /// `(|w[r][c]| * sqrt(v_W[c])) * v_down[r]^(alpha/2)`: Wanda's and DaSS's factors together.
+    Hybrid,
 }
 
 impl Score {
@@ -72,8 +90,26 @@ impl Score {
             Score::Magnitude => "magnitude",
             Score::Wanda => "wanda",
             Score::Dass => "dass",
+            Score::Ria => "ria",
+            Score::Hybrid => "hybrid",
         }
     }
+
+    /// Whether the kernels can compute the score on the fly (`|w| * one factor`); the
+    /// others are computed as a matrix first ([`crate::scores`]).
+    pub fn is_scaled_magnitude(self) -> bool {
+        matches!(self, Score::Magnitude | Score::Wanda | Score::Dass)
+    }
+}
+
+/// Which weights compete with each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Groups {
+    /// Inside one row or one column (whole, or runs of M under N:M).
+    Along(Axis),
+    /// The whole matrix is one group (unstructured only): RIA's and the hybrid's choice, where
+    /// scores are comparable across rows and columns.
+    Matrix,
 }
 
 /// The importance factors of a tensor's matrices, computed from the imatrix.
@@ -85,6 +121,11 @@ pub enum Factors {
     PerRow(Vec<Vec<f32>>),
     /// One vector of `cols` factors per matrix (or one shared by all of them).
     PerColumn(Vec<Vec<f32>>),
+    /// Both (the hybrid): per row and per column, each one vector per matrix or shared.
+    RowAndColumn {
+        rows: Vec<Vec<f32>>,
+        cols: Vec<Vec<f32>>,
+    },
 }
 
 /// The rule for one tensor: score, groups and factors.
@@ -93,8 +134,8 @@ pub struct Rule {
     pub score: Score,
     /// The imatrix entry the factors come from.
     pub entry: Option<String>,
-    /// Groups lie inside rows or inside columns.
-    pub axis: Axis,
+    /// Who competes with whom.
+    pub groups: Groups,
     /// Independent matrices in the tensor: experts, or the two halves of phi3's fused
     /// gate+up under DaSS. Each is `rows × cols`, stored one after the other.
     pub matrices: usize,
@@ -104,20 +145,44 @@ pub struct Rule {
 }
 
 impl Rule {
-    /// The factors of matrix `k`, as the kernels take them.
+    /// The factors of matrix `k`, as the kernels take them (for the scores they compute on
+    /// the fly; the hybrid's two factors are read with [`Rule::row_and_column`]).
     pub fn scale(&self, k: usize) -> Scale<'_> {
-        let pick = |v: &'_ [Vec<f32>]| -> usize {
-            if v.len() == 1 {
-                0
-            } else {
-                k
-            }
-        };
         match &self.factors {
             Factors::None => Scale::None,
-            Factors::PerRow(v) => Scale::PerRow(&v[pick(v)]),
-            Factors::PerColumn(v) => Scale::PerColumn(&v[pick(v)]),
+            Factors::PerRow(v) => Scale::PerRow(pick(v, k)),
+            Factors::PerColumn(v) => Scale::PerColumn(pick(v, k)),
+            Factors::RowAndColumn { .. } => {
+                unreachable!("the hybrid's scores are computed as a matrix, not by the kernels")
+            }
         }
+    }
+
+    /// The row and column factors of matrix `k` (empty when the rule has not that kind).
+    pub fn row_and_column(&self, k: usize) -> (&[f32], &[f32]) {
+        match &self.factors {
+            Factors::None => (&[], &[]),
+            Factors::PerRow(v) => (pick(v, k), &[]),
+            Factors::PerColumn(v) => (&[], pick(v, k)),
+            Factors::RowAndColumn { rows, cols } => (pick(rows, k), pick(cols, k)),
+        }
+    }
+
+    /// The number of weights one matrix loses under `pattern`.
+    pub fn zero_count(&self, pattern: Pattern) -> u64 {
+        match self.groups {
+            Groups::Along(axis) => zero_count(self.rows, self.cols, axis, pattern),
+            Groups::Matrix => zero_count(1, self.rows * self.cols, Axis::Row, pattern),
+        }
+    }
+}
+
+/// Vector `k` of a per-matrix list, or the one vector all matrices share.
+fn pick(v: &[Vec<f32>], k: usize) -> &[f32] {
+    if v.len() == 1 {
+        &v[0]
+    } else {
+        &v[k]
     }
 }
 
@@ -133,18 +198,20 @@ pub struct TensorContext<'a> {
     pub channels: Option<&'a ChannelPlan>,
 }
 
-/// The rule `method` applies to a tensor of shape `[cols, rows, n_mat]`. `imatrix` may be
-/// absent only for methods that do not need statistics (the plan refuses the others first).
+/// The rule `method` applies under `pattern` to a tensor of shape `[cols, rows, n_mat]`.
+/// `imatrix` may be absent only for methods that do not need statistics (the plan refuses the
+/// others first).
 pub fn rule_for(
     method: Method,
     alpha: f32,
+    pattern: Pattern,
     t: &TensorContext<'_>,
     (cols, rows, n_mat): (usize, usize, usize),
     imatrix: Option<&Imatrix>,
 ) -> Result<Rule> {
     let info = t.info;
     let role = t.role;
-    if method == Method::Dass && matches!(role.role, Role::FfnUp) {
+    if method.needs_glu() && matches!(role.role, Role::FfnUp) {
         // A lone up projection (no gate in its block) is a non-GLU feed-forward.
         let gate = format!(
             "blk.{}.ffn_gate{}.weight",
@@ -153,76 +220,102 @@ pub fn rule_for(
         );
         if !t.names.contains(gate.as_str()) {
             return Err(Error::Plan(format!(
-                "DaSS needs a gated (GLU) feed-forward, but '{}' has no '{gate}' beside it \
-                 (architecture '{}'): use --method wanda or --method magnitude",
-                info.name, t.arch
+                "{} needs a gated (GLU) feed-forward, but '{}' has no '{gate}' beside it \
+                 (architecture '{}'): use --method wanda, ria or magnitude",
+                method.name(),
+                info.name,
+                t.arch
             )));
         }
     }
-    let plain = |score: Score, entry: Option<String>| Rule {
+    let glu_input = role.role.is_glu_input_side();
+    let unstructured = matches!(pattern, Pattern::Unstructured { .. });
+    if method == Method::Hybrid && glu_input && !unstructured {
+        return Err(Error::Usage(format!(
+            "--method hybrid has no N:M form: N:M groups lie inside one row or one column of \
+             '{}', where one of its two factors is constant, so it would rank exactly as wanda \
+             (groups along rows) or dass (along columns); use one of those with --pattern",
+            info.name
+        )));
+    }
+    // phi3's fused gate+up is two matrices (gate rows, then up rows) for the rules that look
+    // at rows or sums of a matrix; statistics of both halves are shared.
+    let split_fused = role.role == Role::FfnGateUpFused
+        && (method == Method::Ria || (glu_input && method.needs_glu()));
+    let (matrices, rows) = if split_fused {
+        if rows % 2 != 0 {
+            return Err(Error::Tensor {
+                tensor: info.name.clone(),
+                message: format!("fused gate+up has {rows} rows, which is not even"),
+            });
+        }
+        (2, rows / 2)
+    } else {
+        (n_mat, rows)
+    };
+    let own = Some(info.name.clone());
+    let (score, entry, groups) = match method {
+        Method::Magnitude => (Score::Magnitude, None, Groups::Along(Axis::Row)),
+        Method::Dass if glu_input => (
+            Score::Dass,
+            role.down_projection(),
+            Groups::Along(method.gate_up_axis()),
+        ),
+        Method::Dass | Method::Wanda => (Score::Wanda, own, Groups::Along(Axis::Row)),
+        Method::Hybrid if glu_input => (Score::Hybrid, own, Groups::Matrix),
+        Method::Hybrid => (Score::Wanda, own, Groups::Along(Axis::Row)),
+        Method::Ria if unstructured => (Score::Ria, own, Groups::Matrix),
+        Method::Ria => (Score::Ria, own, Groups::Along(Axis::Row)),
+    };
+    let mut rule = Rule {
         score,
         entry,
-        axis: Axis::Row,
-        matrices: n_mat,
+        groups,
+        matrices,
         rows,
         cols,
         factors: Factors::None,
     };
-    let mut rule = match method {
-        Method::Magnitude => plain(Score::Magnitude, None),
-        Method::Dass if role.role.is_glu_input_side() => {
-            let (matrices, rows) = if role.role == Role::FfnGateUpFused {
-                if rows % 2 != 0 {
-                    return Err(Error::Tensor {
-                        tensor: info.name.clone(),
-                        message: format!("fused gate+up has {rows} rows, which is not even"),
-                    });
-                }
-                (2, rows / 2)
-            } else {
-                (n_mat, rows)
-            };
-            Rule {
-                score: Score::Dass,
-                entry: role.down_projection(),
-                axis: method.gate_up_axis(),
-                matrices,
-                rows,
-                cols,
-                factors: Factors::None,
-            }
-        }
-        Method::Dass | Method::Wanda => plain(Score::Wanda, Some(info.name.clone())),
+    let Some(im) = imatrix else {
+        return Ok(rule);
     };
-    if let (Some(entry), Some(im)) = (rule.entry.as_deref(), imatrix) {
-        // Statistics of the removed channels go with them.
+    let exponent = alpha / 2.0;
+    // Statistics of the removed channels go with them.
+    let stats = |entry: &str, len: usize, wanted: usize| -> Result<Vec<Vec<f32>>> {
         let kept = t
             .channels
             .and_then(|c| c.kept_for_down(entry).map(|k| (k, c.n_ff)));
-        let stats = |len: usize, matrices: usize| -> Result<Vec<Vec<f32>>> {
-            Ok(match kept {
-                Some((kept, n_ff)) => statistics(im, entry, &info.name, n_ff, matrices)?
-                    .into_iter()
-                    .map(|v| kept.iter().map(|&i| v[i as usize]).collect())
-                    .collect(),
-                None => statistics(im, entry, &info.name, len, matrices)?
-                    .into_iter()
-                    .map(|v| v.to_vec())
-                    .collect(),
-            })
-        };
-        rule.factors = match rule.score {
-            // One value per output row; phi3's two halves share the down projection's.
-            Score::Dass => {
-                let shared = role.role == Role::FfnGateUpFused;
-                let wanted = if shared { 1 } else { rule.matrices };
-                let exponent = alpha / 2.0;
-                Factors::PerRow(map(stats(rule.rows, wanted)?, |x| x.powf(exponent)))
-            }
-            Score::Wanda => Factors::PerColumn(map(stats(rule.cols, rule.matrices)?, f32::sqrt)),
-            Score::Magnitude => Factors::None,
-        };
-    }
+        Ok(match kept {
+            Some((kept, n_ff)) => statistics(im, entry, &info.name, n_ff, wanted)?
+                .into_iter()
+                .map(|v| kept.iter().map(|&i| v[i as usize]).collect())
+                .collect(),
+            None => statistics(im, entry, &info.name, len, wanted)?
+                .into_iter()
+                .map(|v| v.to_vec())
+                .collect(),
+        })
+    };
+    // One vector per matrix; the halves of a split fused gate+up share one.
+    let wanted = if split_fused { 1 } else { rule.matrices };
+    let down = || {
+        role.down_projection()
+            .expect("a GLU input has a down projection")
+    };
+    rule.factors = match rule.score {
+        Score::Magnitude => Factors::None,
+        Score::Dass => Factors::PerRow(map(stats(&down(), rule.rows, wanted)?, |x| {
+            x.powf(exponent)
+        })),
+        Score::Wanda => Factors::PerColumn(map(stats(&info.name, cols, wanted)?, f32::sqrt)),
+        Score::Ria => {
+            Factors::PerColumn(map(stats(&info.name, cols, wanted)?, |x| x.powf(exponent)))
+        }
+        Score::Hybrid => Factors::RowAndColumn {
+            rows: map(stats(&down(), rule.rows, wanted)?, |x| x.powf(exponent)),
+            cols: map(stats(&info.name, cols, wanted)?, f32::sqrt),
+        },
+    };
     Ok(rule)
 }
 

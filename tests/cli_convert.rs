@@ -333,7 +333,8 @@ impl Case {
     }
 }
 
-/// The standard matrix: methods × {0.5, 0.3, 2:4, 4:8} × {ffn, all}.
+/// The standard matrix: methods × {0.5, 0.3, 2:4, 4:8} × {ffn, all} (the hybrid, which has no
+/// N:M form on gate/up, only unstructured).
 fn matrix(methods: &[&str]) -> Vec<Case> {
     let mut cases = Vec::new();
     for m in methods {
@@ -343,6 +344,9 @@ fn matrix(methods: &[&str]) -> Vec<Case> {
             ["--pattern", "2:4"],
             ["--pattern", "4:8"],
         ] {
+            if *m == "hybrid" && p[0] == "--pattern" {
+                continue;
+            }
             for scope in ["ffn", "all"] {
                 cases.push(Case::new(&["--method", m, p[0], p[1], "--scope", scope]));
             }
@@ -473,8 +477,8 @@ fn check_against_reference(
         if let Some(f) = e["factor"].as_str() {
             check_factors(
                 &ref_dir.join(f),
-                imatrix.expect("DaSS needs the imatrix"),
-                e["entry"].as_str().unwrap(),
+                imatrix.expect("a powf factor needs the imatrix"),
+                e["factor_entry"].as_str().unwrap(),
                 case.alpha(),
                 &what,
             );
@@ -505,20 +509,24 @@ fn check_against_reference(
         let e = expected[t["name"].as_str().unwrap()];
         assert_eq!(t["zeroed"], e["zeroed"], "{what}: {}", t["name"]);
         let grouping = t["grouping"].as_str().unwrap();
-        let columns = grouping == "column" || grouping.contains("along columns");
+        let kind = if grouping == "column" || grouping.contains("along columns") {
+            "column"
+        } else if grouping == "matrix" {
+            "matrix"
+        } else {
+            "row"
+        };
         assert_eq!(
-            columns,
-            e["grouping"] == "column",
+            kind, e["grouping"],
             "{what}: {} grouping {grouping} vs reference {}",
-            t["name"],
-            e["grouping"]
+            t["name"], e["grouping"]
         );
         assert_eq!(t["score"], e["rule"], "{what}: {}", t["name"]);
     }
     tally.runs += 1;
 }
 
-/// The DaSS factors the reference used are bit-equal to `v.powf(alpha / 2)` in Rust (the same
+/// The powf factors (DaSS's, RIA's, the hybrid's) the reference used are bit-equal to `v.powf(alpha / 2)` in Rust (the same
 /// C library powf src/convert.rs calls), so the comparison is exact, not within a tolerance.
 fn check_factors(file: &Path, imatrix: &Path, entry: &str, alpha: f32, what: &str) {
     let (shape, f) = read_npy_f32(file);
@@ -649,9 +657,13 @@ fn run_matrix(stem: &str, cases: &[Case]) {
 
 #[test]
 fn llama_matches_reference() {
-    let mut cases = matrix(&["dass", "wanda", "magnitude"]);
+    let mut cases = matrix(&["dass", "wanda", "magnitude", "ria", "hybrid"]);
     let extra: &[&[&str]] = &[
         &["--method", "dass", "--sparsity", "0.5", "--alpha", "1.0"],
+        &["--method", "ria", "--sparsity", "0.5", "--alpha", "1.3"],
+        &["--method", "ria", "--pattern", "5:16", "--alpha", "0"],
+        &["--method", "hybrid", "--sparsity", "0.7", "--alpha", "2.0"],
+        &["--method", "hybrid", "--sparsity", "0.99", "--scope", "all"],
         &["--method", "dass", "--pattern", "2:4", "--alpha", "0"],
         &[
             "--method",
@@ -716,13 +728,20 @@ fn llama_matches_reference() {
         Case::new(&["--method", "magnitude", "--pattern", "4:8"]).outtype("f16"),
         Case::new(&["--method", "dass", "--pattern", "2:4", "--scope", "all"]).checked(),
         Case::new(&["--method", "magnitude", "--sparsity", "0.5"]).checked(),
+        Case::new(&["--method", "ria", "--sparsity", "0.5", "--scope", "all"]).checked(),
+        Case::new(&["--method", "ria", "--pattern", "2:4"])
+            .outtype("f32")
+            .checked(),
+        Case::new(&["--method", "hybrid", "--sparsity", "0.5"])
+            .outtype("bf16")
+            .checked(),
     ]);
     run_matrix(LLAMA, &cases);
 }
 
 #[test]
 fn phi3_matches_reference() {
-    let mut cases = matrix(&["dass", "wanda", "magnitude"]);
+    let mut cases = matrix(&["dass", "wanda", "magnitude", "ria", "hybrid"]);
     cases.extend([
         Case::new(&["--method", "dass", "--sparsity", "0.5", "--alpha", "1.0"]).checked(),
         Case::new(&["--method", "dass", "--pattern", "2:4", "--scope", "all"])
@@ -735,7 +754,7 @@ fn phi3_matches_reference() {
 
 #[test]
 fn moe_matches_reference() {
-    let mut cases = matrix(&["dass", "wanda", "magnitude"]);
+    let mut cases = matrix(&["dass", "wanda", "magnitude", "ria", "hybrid"]);
     cases.extend([
         Case::new(&["--method", "dass", "--pattern", "4:8", "--scope", "all"]).checked(),
         Case::new(&["--method", "dass", "--sparsity", "0.5", "--alpha", "1.0"]).outtype("f32"),
@@ -757,7 +776,7 @@ fn moe_matches_reference() {
 
 #[test]
 fn nonglu_matches_reference() {
-    let mut cases = matrix(&["wanda", "magnitude"]);
+    let mut cases = matrix(&["wanda", "magnitude", "ria"]);
     cases.push(Case::new(&["--method", "wanda", "--sparsity", "0.3"]).checked());
     run_matrix(NONGLU, &cases);
 }
@@ -1245,20 +1264,38 @@ fn existing_output_needs_force() {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
-fn dass_on_a_non_glu_model_suggests_wanda() {
+fn hybrid_under_n_m_is_refused_and_says_what_it_would_equal() {
     let dir = tempfile::tempdir().unwrap();
     let (out, res) = convert_in(
         dir.path(),
-        &model(NONGLU),
-        Some(&imatrix(NONGLU)),
-        &["--method", "dass"],
+        &model(LLAMA),
+        Some(&imatrix(LLAMA)),
+        &["--method", "hybrid", "--pattern", "2:4"],
     );
     assert_refused(
         &res,
         &out,
-        &["blk.0.ffn_up.weight", "starcoder2", "--method wanda"],
+        &["hybrid", "N:M", "ffn_gate.weight", "wanda", "dass"],
     );
-    for m in ["wanda", "magnitude"] {
+}
+
+#[test]
+fn dass_on_a_non_glu_model_suggests_wanda() {
+    let dir = tempfile::tempdir().unwrap();
+    for m in ["dass", "hybrid"] {
+        let (out, res) = convert_in(
+            dir.path(),
+            &model(NONGLU),
+            Some(&imatrix(NONGLU)),
+            &["--method", m],
+        );
+        assert_refused(
+            &res,
+            &out,
+            &[m, "blk.0.ffn_up.weight", "starcoder2", "--method wanda"],
+        );
+    }
+    for m in ["wanda", "magnitude", "ria"] {
         let (out, res) = convert_in(
             dir.path(),
             &model(NONGLU),

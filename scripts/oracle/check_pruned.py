@@ -7,7 +7,7 @@ REPORT.json is dass-gguf's `--report`. For every tensor:
 - not pruned: the bytes, type and shape equal the source's;
 - pruned: the shape is the source's, every value is either exactly 0 or equal to the source
   value (converted to the output type when the type changed), and the zeros of each
-  comparison group (rows, columns or N:M blocks, as the report says) reach its quota.
+  comparison group (rows, columns, the whole matrix or N:M blocks, as the report says) reach its quota.
 Also checks the dass.* metadata keys and their GGUF types. Prints a JSON summary; exits 1
 on the first failure with a message naming the tensor.
 """
@@ -58,6 +58,8 @@ def group_quota_ok(zero, grouping, pattern, sparsity, name):
         counts, size = zero.sum(axis=1), cols
     elif grouping == "column":
         counts, size = zero.sum(axis=0), rows
+    elif grouping == "matrix":
+        counts, size = np.array([zero.sum()]), rows * cols
     else:
         fail(f"{name}: unknown grouping {grouping!r}")
     quota = math.floor(size * sparsity)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A plain numpy implementation of docs/method.md: which weights dass-gguf must zero.
 
-    reference_prune.py SOURCE.gguf IMATRIX.gguf OUT_EXPECTED_DIR --method dass|wanda|magnitude
+    reference_prune.py SOURCE.gguf IMATRIX.gguf OUT_EXPECTED_DIR --method dass|wanda|magnitude|ria|hybrid
                        [--sparsity S | --pattern N:M] [--alpha A] [--scope ffn|all]
                        [--include REGEX]... [--exclude REGEX]... [--pow libm|exact]
     reference_prune.py --jobs FILE
@@ -26,9 +26,16 @@ clarity, not speed:
   * DaSS on gate/up: |W[r][c]| * f[r] with f = v_down ** (alpha/2), v_down being the entry of
     `blk.N.ffn_down{,_exps,_shexp}.weight` of the same block and variant. phi3's fused ffn_up
     (rows 0..n_ff gate, n_ff..2n_ff up) is two matrices that both use v_down.
+  * RIA (every tensor under ria): (|W| / S_col[c] + |W| / S_row[r]) * v_W[c] ** (alpha/2), the
+    sums of |W| over a column and a row taken in float64 in index order (cumsum) and rounded
+    to float32, a term over a zero sum being 0. phi3's fused ffn_up is two matrices.
+  * hybrid on gate/up: (|W[r][c]| * sqrt(v_W[c])) * v_down[r] ** (alpha/2); on every other
+    tensor Wanda. phi3's fused ffn_up is two matrices sharing both vectors.
 - Groups: DaSS gate/up compete per input column (the n_ff weights of column c), or per block of
-  M consecutive rows of a column under N:M; everything else per output row, or per block of M
-  consecutive columns. A group of g loses floor(g * s) (g * s in float64), or N of every M.
+  M consecutive rows of a column under N:M; RIA (unstructured) and hybrid gate/up compete over
+  the whole matrix; everything else per output row, or per block of M consecutive columns. A
+  group of g loses floor(g * s) (g * s in float64), or N of every M. The hybrid has no N:M form
+  on gate/up (refused).
 - Order: np.argsort(kind="stable") of the scores of the group, so equal scores go lower index
   first; the first k positions are zeroed.
 - Errors (exit 2, message on stderr): non-finite weights or statistics, a missing or mis-sized
@@ -188,6 +195,27 @@ def mask_columns(scores: np.ndarray, sparsity, nm) -> np.ndarray:
     return np.ascontiguousarray(mask_rows(np.ascontiguousarray(scores.T), sparsity, nm).T)
 
 
+def mask_matrix(scores: np.ndarray, sparsity, nm) -> np.ndarray:
+    """The whole matrix is one group (unstructured only), in row-major order."""
+    assert nm is None
+    return zero_lowest(scores.reshape(-1), math.floor(scores.size * sparsity)).reshape(scores.shape)
+
+
+def abs_sum(a: np.ndarray, axis: int) -> np.ndarray:
+    """Sum of a float32 array along an axis in float64, in index order, rounded to float32."""
+    return np.take(np.cumsum(a.astype(np.float64), axis=axis), -1, axis=axis).astype(np.float32)
+
+
+def ria_scores(w: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """RIA's scores of one float32 matrix [rows, cols] with column factors g."""
+    a = np.abs(w)
+    s_col = abs_sum(a, 0)[None, :]
+    s_row = abs_sum(a, 1)[:, None]
+    t_col = np.divide(a, s_col, out=np.zeros_like(a), where=np.broadcast_to(s_col != 0, a.shape))
+    t_row = np.divide(a, s_row, out=np.zeros_like(a), where=np.broadcast_to(s_row != 0, a.shape))
+    return (t_col + t_row) * g[None, :]
+
+
 # ---------------------------------------------------------------------------------------------
 # One configuration
 
@@ -197,7 +225,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("source")
     p.add_argument("imatrix")
     p.add_argument("out_dir")
-    p.add_argument("--method", required=True, choices=["dass", "wanda", "magnitude"])
+    p.add_argument("--method", required=True, choices=["dass", "wanda", "magnitude", "ria", "hybrid"])
     g = p.add_mutually_exclusive_group()
     g.add_argument("--sparsity", type=float)
     g.add_argument("--pattern")
@@ -268,9 +296,34 @@ def run(argv: list[str]) -> dict:
         factor_file = None
         sensitivity = None
 
-        if a.method == "dass" and side == "up" and not fused and f"blk.{block}.ffn_gate{variant}.weight" not in names:
-            raise Refused(f"'{t.name}' has no gate: DaSS is undefined for a non-GLU feed-forward ({arch})")
+        glu = a.method in ("dass", "hybrid")
+        if glu and side == "up" and not fused and f"blk.{block}.ffn_gate{variant}.weight" not in names:
+            raise Refused(f"'{t.name}' has no gate: {a.method} is undefined for a non-GLU feed-forward ({arch})")
+        if a.method == "hybrid" and side in ("gate", "up") and a.nm is not None:
+            raise Refused(f"'{t.name}': the hybrid has no N:M form")
 
+        e = float(np.float32(a.alpha) / np.float32(2))  # alpha / 2 in float32, as dass-gguf
+        factor_entry = None
+
+        def power(v):
+            """v ** e as dass-gguf computes it (see --pow), remembering the alternative."""
+            nonlocal factor_file, sensitivity
+            v = np.ascontiguousarray(v)
+            exact = pow_exact(v, e)
+            libm = pow_libm(v, e) if POWF is not None or a.pow == "libm" else None
+            f, alt_f = (libm, exact) if a.pow == "libm" else (exact, libm)
+            factor_file = t.name + ".factor.npy"
+            np.save(out_dir / factor_file, np.ascontiguousarray(f, dtype=np.float32))
+            if alt_f is not None:
+                sensitivity = {"factor_diffs": int((libm.view(np.uint32) != exact.view(np.uint32)).sum())}
+            return f, alt_f
+
+        def split_fused(w):
+            if w.shape[1] % 2:
+                raise Refused(f"'{t.name}': fused gate+up with an odd number of rows")
+            return w.reshape(2 * w.shape[0], w.shape[1] // 2, w.shape[2])
+
+        alt_scores = None
         if a.method == "magnitude":
             rule, used_entry, grouping = "magnitude", None, "row"
             scores = np.abs(w)
@@ -279,24 +332,45 @@ def run(argv: list[str]) -> dict:
             used_entry = f"blk.{block}.ffn_down{variant}.weight"
             if fused:
                 # Two matrices, gate rows then up rows, both scaled by v_down.
-                if rows % 2:
-                    raise Refused(f"'{t.name}': fused gate+up with an odd number of rows")
-                w = w.reshape(2 * n_mat, rows // 2, cols)
-                n_mat, rows = w.shape[0], rows // 2
+                w = split_fused(w)
+                n_mat, rows = w.shape[0], w.shape[1]
                 v = np.broadcast_to(entry(used_entry, 1, rows), (n_mat, rows))
             else:
                 v = entry(used_entry, n_mat, rows)
-            v = np.ascontiguousarray(v)
-            e = float(np.float32(a.alpha) / np.float32(2))  # alpha / 2 in float32, as dass-gguf
-            exact = pow_exact(v, e)
-            libm = pow_libm(v, e) if POWF is not None or a.pow == "libm" else None
-            f, alt_f = (libm, exact) if a.pow == "libm" else (exact, libm)
+            f, alt_f = power(v)
             scores = np.abs(w) * f[:, :, None]
-            factor_file = t.name + ".factor.npy"
-            np.save(out_dir / factor_file, np.ascontiguousarray(f, dtype=np.float32))
             if alt_f is not None:
-                other = np.abs(w) * alt_f[:, :, None]
-                sensitivity = {"factor_diffs": int((libm.view(np.uint32) != exact.view(np.uint32)).sum())}
+                alt_scores = np.abs(w) * alt_f[:, :, None]
+        elif a.method == "ria":
+            rule, used_entry = "ria", t.name
+            grouping = "matrix" if a.nm is None else "row"
+            if fused:
+                w = split_fused(w)
+                n_mat, rows = w.shape[0], w.shape[1]
+                v = np.broadcast_to(entry(used_entry, 1, cols), (n_mat, cols))
+            else:
+                v = entry(used_entry, n_mat, cols)
+            f, alt_f = power(v)
+            scores = np.stack([ria_scores(w[k], f[k]) for k in range(n_mat)])
+            if alt_f is not None:
+                alt_scores = np.stack([ria_scores(w[k], alt_f[k]) for k in range(n_mat)])
+        elif a.method == "hybrid" and side in ("gate", "up"):
+            rule, used_entry, grouping = "hybrid", t.name, "matrix"
+            down = f"blk.{block}.ffn_down{variant}.weight"
+            factor_entry = down
+            if fused:
+                w = split_fused(w)
+                n_mat, rows = w.shape[0], w.shape[1]
+                vd = np.broadcast_to(entry(down, 1, rows), (n_mat, rows))
+                vi = np.broadcast_to(entry(used_entry, 1, cols), (n_mat, cols))
+            else:
+                vd = entry(down, n_mat, rows)
+                vi = entry(used_entry, n_mat, cols)
+            f, alt_f = power(vd)
+            col = np.sqrt(vi)
+            scores = (np.abs(w) * col[:, None, :]) * f[:, :, None]
+            if alt_f is not None:
+                alt_scores = (np.abs(w) * col[:, None, :]) * alt_f[:, :, None]
         else:
             rule, used_entry, grouping = "wanda", t.name, "row"
             v = entry(used_entry, n_mat, cols)
@@ -307,12 +381,12 @@ def run(argv: list[str]) -> dict:
         if a.nm is not None and group_len % a.nm[1]:
             raise Refused(f"'{t.name}': {a.pattern} groups run along a dimension of {group_len}, "
                           f"not a multiple of {a.nm[1]}")
-        pick = mask_columns if grouping == "column" else mask_rows
+        pick = {"column": mask_columns, "row": mask_rows, "matrix": mask_matrix}[grouping]
         TIE_DECIDED[0] = 0
         mask = np.stack([pick(scores[k], a.sparsity_used, a.nm) for k in range(n_mat)])
         tie_decided = TIE_DECIDED[0]
         if sensitivity is not None:
-            alt = np.stack([pick(other[k], a.sparsity_used, a.nm) for k in range(n_mat)])
+            alt = np.stack([pick(alt_scores[k], a.sparsity_used, a.nm) for k in range(n_mat)])
             sensitivity["mask_diffs"] = int((alt != mask).sum())
 
         mask = np.ascontiguousarray(mask).reshape(tuple(int(d) for d in reversed(list(t.shape))))
@@ -323,7 +397,7 @@ def run(argv: list[str]) -> dict:
             "role": role, "rule": rule, "entry": used_entry, "grouping": grouping,
             "matrices": int(n_mat), "rows": int(rows), "cols": int(cols),
             "zeroed": int(mask.sum()), "tie_decided_groups": tie_decided,
-            "mask": mask_file, "factor": factor_file,
+            "mask": mask_file, "factor": factor_file, "factor_entry": factor_entry or used_entry,
             "pow_sensitivity": sensitivity,
         })
 
