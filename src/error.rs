@@ -8,21 +8,18 @@ use crate::ggml_type::GgmlType;
 /// Errors from reading, validating and writing GGUF and imatrix files.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// An operating-system I/O failure, with the path it concerned.
-    #[error("{path}: {source}")]
+    /// An operating-system I/O failure, with the path it concerned. (The I/O error is part of
+    /// the message, so it is not also a `source`: printing the chain would say it twice.)
+    #[error("{path}: {error}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
 
-    /// An error inside a particular file.
-    #[error("{}: {source}", path.display())]
-    InFile {
-        path: PathBuf,
-        #[source]
-        source: Box<Error>,
-    },
+    /// An error inside a particular file. (`error` is part of the message, so it is not also
+    /// reported as a `source`: printing the chain would say it twice.)
+    #[error("{}: {error}", path.display())]
+    InFile { path: PathBuf, error: Box<Error> },
 
     /// The file ends before a structure that must be there.
     #[error("truncated file: {what} needs {needed} bytes at offset {offset}, but only {available} remain")]
@@ -100,6 +97,14 @@ pub enum Error {
     /// A safetensors header that cannot be parsed.
     #[error("safetensors: {0}")]
     Safetensors(String),
+
+    /// One of `sweep`'s candidate settings failed (its conversion or its measurement).
+    #[error("candidate '{label}': {error}")]
+    Candidate { label: String, error: Box<Error> },
+
+    /// A llama.cpp tool that is missing, fails, or prints what cannot be read.
+    #[error("{}: {message}", tool.display())]
+    Tool { tool: PathBuf, message: String },
 }
 
 /// Shorthand for results with the library's error.
@@ -110,7 +115,7 @@ impl Error {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
-            source,
+            error: source,
         }
     }
 
@@ -125,7 +130,7 @@ impl Error {
     /// The error without the file context wrapped around it.
     pub fn innermost(&self) -> &Error {
         match self {
-            Error::InFile { source, .. } => source.innermost(),
+            Error::InFile { error, .. } | Error::Candidate { error, .. } => error.innermost(),
             other => other,
         }
     }

@@ -17,6 +17,7 @@ pub mod inspect;
 pub mod kernels;
 pub mod metadata;
 pub mod out_type;
+pub mod perplexity;
 pub mod plan;
 pub mod progress;
 pub mod report;
@@ -24,5 +25,6 @@ pub mod roles;
 pub mod rules;
 pub mod scores;
 pub mod source;
+pub mod sweep;
 
 pub use error::{Error, Result};

@@ -12,9 +12,11 @@ use dass_gguf::convert::{Job, Request};
 use dass_gguf::inspect;
 use dass_gguf::kernels::Pattern;
 use dass_gguf::out_type::OutType;
+use dass_gguf::perplexity::Perplexity;
 use dass_gguf::plan::{self, Scope};
 use dass_gguf::progress;
 use dass_gguf::rules::Method;
+use dass_gguf::sweep::{self, Candidate, SweepRequest};
 
 #[derive(Parser)]
 #[command(
@@ -32,6 +34,10 @@ enum Command {
     /// Prune a GGUF model (or a Hugging Face checkpoint) with DaSS, Wanda or magnitude, or
     /// remove whole feed-forward channels (--keep-ffn), and write a new GGUF.
     Convert(Box<ConvertArgs>),
+    /// Try pruning settings on your own model: convert each candidate, measure it with
+    /// llama.cpp's llama-perplexity on your text, print the table (and JSON), and with --apply
+    /// keep the best.
+    Sweep(Box<SweepArgs>),
     /// Show what a model GGUF, an imatrix (GGUF or legacy .dat) or a safetensors file holds.
     Inspect {
         /// The file. For a split model, any one of its shards.
@@ -69,6 +75,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Convert(args) => convert_command(*args),
+        Command::Sweep(args) => sweep_command(*args),
         Command::Inspect {
             file,
             json,
@@ -152,6 +159,188 @@ struct ConvertArgs {
     /// llama.cpp imatrix file (GGUF or legacy .dat); needed by every method but magnitude.
     #[arg(long)]
     imatrix: Option<PathBuf>,
+    #[command(flatten)]
+    prune: PruneArgs,
+    /// Where to write the imatrix cut to the kept channels (default: beside the output).
+    #[arg(long)]
+    imatrix_out: Option<PathBuf>,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Print what would happen to every tensor, and stop.
+    #[arg(long)]
+    dry_run: bool,
+    /// Write a JSON report here.
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// No progress bar and no summary.
+    #[arg(long, short)]
+    quiet: bool,
+    /// Replace the output file if it exists.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(clap::Args)]
+struct SweepArgs {
+    /// The model (GGUF; for a split model, any shard).
+    input: PathBuf,
+    /// llama.cpp imatrix file (GGUF or legacy .dat); needed by every method but magnitude.
+    #[arg(long)]
+    imatrix: Option<PathBuf>,
+    /// The text perplexity is measured on (plain text; better not the imatrix's own text).
+    #[arg(long)]
+    text: PathBuf,
+    /// Methods to try, comma-separated.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "wanda,dass,ria,hybrid"
+    )]
+    methods: Vec<MethodArg>,
+    /// Patterns to try, comma-separated: a sparsity such as 0.5, or N:M such as 2:4.
+    #[arg(long, value_delimiter = ',', default_value = "0.5")]
+    patterns: Vec<String>,
+    /// Values of --alpha to try, comma-separated (for the methods that have it).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "0.5",
+        allow_negative_numbers = true
+    )]
+    alphas: Vec<f32>,
+    /// Another candidate: convert's pruning options in one string, e.g. "--keep-ffn 0.75" or
+    /// "--method wanda --pattern 2:4 --scope all" (repeatable).
+    #[arg(long = "candidate", allow_hyphen_values = true)]
+    candidates: Vec<String>,
+    /// Try only the --candidate settings, not --methods × --patterns × --alphas.
+    #[arg(long)]
+    no_grid: bool,
+    /// llama.cpp's llama-perplexity (default: found on PATH).
+    #[arg(long)]
+    llama_perplexity: Option<PathBuf>,
+    /// Context length for llama-perplexity.
+    #[arg(long, short = 'c', default_value_t = 512)]
+    ctx: usize,
+    /// Chunks of the text to measure (default: all of it).
+    #[arg(long)]
+    chunks: Option<usize>,
+    /// Threads, for the conversions and llama-perplexity (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Write the results as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Write the best candidate here (and its cut imatrix beside it when channels go).
+    #[arg(long)]
+    apply: Option<PathBuf>,
+    /// Replace the --apply file if it exists.
+    #[arg(long)]
+    force: bool,
+    /// No progress bar.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+/// A `--candidate` string, parsed as convert's options.
+#[derive(Parser)]
+#[command(name = "--candidate", no_binary_name = true)]
+struct CandidateCli {
+    #[command(flatten)]
+    prune: PruneArgs,
+}
+
+fn parse_candidate(s: &str) -> Result<Candidate> {
+    let words: Vec<&str> = s.split_whitespace().collect();
+    let cli = CandidateCli::try_parse_from(&words)
+        .map_err(|e| anyhow::anyhow!("--candidate '{s}': {}", e.to_string().trim_end()))?;
+    let (options, _) = cli
+        .prune
+        .options()
+        .with_context(|| format!("--candidate '{s}'"))?;
+    Ok(Candidate {
+        label: words.join(" "),
+        options,
+    })
+}
+
+/// The grid of --methods × --patterns × --alphas, as candidate strings; the hybrid's N:M cells
+/// are left out (it has no N:M form).
+fn grid(a: &SweepArgs) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for p in &a.patterns {
+        let pattern = if p.contains(':') {
+            parse_pattern(p).map_err(|e| anyhow::anyhow!("--patterns: {e}"))?;
+            format!("--pattern {p}")
+        } else {
+            parse_sparsity(p).map_err(|e| anyhow::anyhow!("--patterns: {e}"))?;
+            format!("--sparsity {p}")
+        };
+        for &m in &a.methods {
+            let method = m.method();
+            if method == Method::Hybrid && p.contains(':') {
+                continue;
+            }
+            let alphas: Vec<Option<f32>> = if method.uses_alpha() && a.alphas != [0.5] {
+                a.alphas.iter().map(|&x| Some(x)).collect()
+            } else {
+                vec![None]
+            };
+            for alpha in alphas {
+                let mut c = format!("--method {} {pattern}", method.name());
+                if let Some(x) = alpha {
+                    c += &format!(" --alpha {x}");
+                }
+                out.push(c);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn sweep_command(a: SweepArgs) -> Result<()> {
+    set_threads(a.threads)?;
+    let mut strings = if a.no_grid { Vec::new() } else { grid(&a)? };
+    strings.extend(a.candidates.iter().cloned());
+    let candidates = strings
+        .iter()
+        .map(|s| parse_candidate(s))
+        .collect::<Result<Vec<_>>>()?;
+    let perplexity = Perplexity::new(
+        a.llama_perplexity.clone(),
+        a.text.clone(),
+        a.ctx,
+        a.chunks,
+        a.threads,
+    )?;
+    let bar = progress::SweepBar::new(a.quiet);
+    let outcome = sweep::sweep(
+        SweepRequest {
+            input: a.input,
+            imatrix: a.imatrix,
+            candidates,
+            perplexity,
+            apply: a.apply,
+            force: a.force,
+        },
+        &bar,
+    );
+    bar.finish();
+    let outcome = outcome?;
+    if let Some(path) = &a.json {
+        let text = serde_json::to_string_pretty(&outcome)? + "\n";
+        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+    }
+    let mut out = std::io::stdout().lock();
+    out.write_all(outcome.table().as_bytes())?;
+    out.flush()?;
+    Ok(())
+}
+
+/// What is pruned and how: the options `convert` takes and `sweep --candidate` strings hold.
+#[derive(clap::Args, Clone)]
+struct PruneArgs {
     /// How weights are scored [default: dass].
     #[arg(long, value_enum)]
     method: Option<MethodArg>,
@@ -183,9 +372,6 @@ struct ConvertArgs {
     /// Seed of --channel-score random.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Where to write the imatrix cut to the kept channels (default: beside the output).
-    #[arg(long)]
-    imatrix_out: Option<PathBuf>,
     /// Which tensors are candidates for pruning.
     #[arg(long, value_enum, default_value = "ffn")]
     scope: ScopeArg,
@@ -200,21 +386,84 @@ struct ConvertArgs {
     /// checkpoint's first F16/BF16 matrix, as in convert_hf_to_gguf.py).
     #[arg(long, value_enum, default_value = "auto")]
     outtype: OutTypeArg,
-    /// Worker threads (default: all cores).
-    #[arg(long)]
-    threads: Option<usize>,
-    /// Print what would happen to every tensor, and stop.
-    #[arg(long)]
-    dry_run: bool,
-    /// Write a JSON report here.
-    #[arg(long)]
-    report: Option<PathBuf>,
-    /// No progress bar and no summary.
-    #[arg(long, short)]
-    quiet: bool,
-    /// Replace the output file if it exists.
-    #[arg(long)]
-    force: bool,
+}
+
+impl PruneArgs {
+    /// The library's options, and whether any pruning option was given.
+    fn options(&self) -> Result<(plan::Options, bool)> {
+        let a = self;
+        let regexes = |v: &[String]| -> Result<Vec<regex::Regex>> {
+            v.iter()
+                .map(|r| regex::Regex::new(r).with_context(|| format!("bad regex '{r}'")))
+                .collect()
+        };
+        let pattern = match (a.pattern, a.sparsity) {
+            (Some((n, m)), _) => Pattern::NM { n, m },
+            (None, s) => Pattern::Unstructured {
+                sparsity: s.unwrap_or(0.5),
+            },
+        };
+        let zeroing_asked = a.sparsity.is_some() || a.pattern.is_some();
+        let options = plan::Options {
+            method: a.method.unwrap_or(MethodArg::Dass).method(),
+            pattern,
+            alpha: a.alpha,
+            scope: match a.scope {
+                ScopeArg::Ffn => Scope::Ffn,
+                ScopeArg::All => Scope::All,
+            },
+            include: regexes(&a.include)?,
+            exclude: regexes(&a.exclude)?,
+            outtype: match a.outtype {
+                OutTypeArg::Auto => OutType::Auto,
+                OutTypeArg::F32 => OutType::F32,
+                OutTypeArg::F16 => OutType::F16,
+                OutTypeArg::Bf16 => OutType::Bf16,
+            },
+            prune: a.keep_ffn.is_none() || zeroing_asked,
+            channels: a.keep_ffn.map(|keep| ChannelOptions {
+                keep,
+                allocation: match a.allocate {
+                    AllocateArg::Uniform => Allocation::Uniform,
+                    AllocateArg::Global => Allocation::Global,
+                },
+                multiple: a.width_multiple,
+                score: match a.channel_score {
+                    ChannelScoreArg::Energy => ChannelScore::Energy,
+                    ChannelScoreArg::Activation => ChannelScore::Activation,
+                    ChannelScoreArg::Dass => ChannelScore::Dass,
+                    ChannelScoreArg::Weight => ChannelScore::Weight,
+                    ChannelScoreArg::Random => ChannelScore::Random,
+                },
+                alpha: a.alpha,
+                seed: a.seed,
+            }),
+        };
+        let asked = a.method.is_some() || zeroing_asked || a.keep_ffn.is_some();
+        Ok((options, asked))
+    }
+}
+
+impl MethodArg {
+    fn method(self) -> Method {
+        match self {
+            MethodArg::Dass => Method::Dass,
+            MethodArg::Wanda => Method::Wanda,
+            MethodArg::Magnitude => Method::Magnitude,
+            MethodArg::Ria => Method::Ria,
+            MethodArg::Hybrid => Method::Hybrid,
+        }
+    }
+}
+
+fn set_threads(threads: Option<usize>) -> Result<()> {
+    if let Some(n) = threads {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n.max(1))
+            .build_global()
+            .context("setting up the thread pool")?;
+    }
+    Ok(())
 }
 
 fn parse_sparsity(s: &str) -> std::result::Result<f64, String> {
@@ -240,67 +489,9 @@ fn parse_pattern(s: &str) -> std::result::Result<(usize, usize), String> {
 }
 
 fn convert_command(a: ConvertArgs) -> Result<()> {
-    if let Some(n) = a.threads {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(n.max(1))
-            .build_global()
-            .context("setting up the thread pool")?;
-    }
-    let regexes = |v: &[String]| -> Result<Vec<regex::Regex>> {
-        v.iter()
-            .map(|r| regex::Regex::new(r).with_context(|| format!("bad regex '{r}'")))
-            .collect()
-    };
-    let pattern = match (a.pattern, a.sparsity) {
-        (Some((n, m)), _) => Pattern::NM { n, m },
-        (None, s) => Pattern::Unstructured {
-            sparsity: s.unwrap_or(0.5),
-        },
-    };
-    let zeroing_asked = a.sparsity.is_some() || a.pattern.is_some();
-    let options = plan::Options {
-        method: match a.method.unwrap_or(MethodArg::Dass) {
-            MethodArg::Dass => Method::Dass,
-            MethodArg::Wanda => Method::Wanda,
-            MethodArg::Magnitude => Method::Magnitude,
-            MethodArg::Ria => Method::Ria,
-            MethodArg::Hybrid => Method::Hybrid,
-        },
-        pattern,
-        alpha: a.alpha,
-        scope: match a.scope {
-            ScopeArg::Ffn => Scope::Ffn,
-            ScopeArg::All => Scope::All,
-        },
-        include: regexes(&a.include)?,
-        exclude: regexes(&a.exclude)?,
-        outtype: match a.outtype {
-            OutTypeArg::Auto => OutType::Auto,
-            OutTypeArg::F32 => OutType::F32,
-            OutTypeArg::F16 => OutType::F16,
-            OutTypeArg::Bf16 => OutType::Bf16,
-        },
-        prune: a.keep_ffn.is_none() || zeroing_asked,
-        channels: a.keep_ffn.map(|keep| ChannelOptions {
-            keep,
-            allocation: match a.allocate {
-                AllocateArg::Uniform => Allocation::Uniform,
-                AllocateArg::Global => Allocation::Global,
-            },
-            multiple: a.width_multiple,
-            score: match a.channel_score {
-                ChannelScoreArg::Energy => ChannelScore::Energy,
-                ChannelScoreArg::Activation => ChannelScore::Activation,
-                ChannelScoreArg::Dass => ChannelScore::Dass,
-                ChannelScoreArg::Weight => ChannelScore::Weight,
-                ChannelScoreArg::Random => ChannelScore::Random,
-            },
-            alpha: a.alpha,
-            seed: a.seed,
-        }),
-    };
-    let pruning_requested =
-        a.imatrix.is_some() || a.method.is_some() || zeroing_asked || a.keep_ffn.is_some();
+    set_threads(a.threads)?;
+    let (options, asked) = a.prune.options()?;
+    let pruning_requested = a.imatrix.is_some() || asked;
     let job = Job::prepare(Request {
         input: a.input,
         output: a.output,

@@ -3,9 +3,12 @@
 
 use std::io::IsTerminal;
 
-use indicatif::{ProgressBar, ProgressStyle};
+use std::cell::Cell;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use crate::execute::Progress;
+use crate::sweep::Steps;
 
 /// A byte-counting bar, or a hidden one when `quiet` or stderr is not a terminal.
 pub fn bytes_bar(quiet: bool, template: &str) -> ProgressBar {
@@ -50,5 +53,55 @@ impl Progress for ConvertBar {
     }
     fn advance(&self, bytes: u64) {
         self.0.inc(bytes);
+    }
+}
+
+/// The bars of `sweep`: the runs done with the time left, and under it the conversion of the
+/// current candidate.
+pub struct SweepBar {
+    runs: ProgressBar,
+    conversion: ConvertBar,
+    started: Cell<bool>,
+}
+
+impl SweepBar {
+    pub fn new(quiet: bool) -> Self {
+        let runs = bytes_bar(
+            quiet,
+            "{prefix:>16} [{bar:30}] {pos}/{len} runs ({elapsed}, about {eta} left) {wide_msg}",
+        );
+        let conversion = ConvertBar::new(quiet);
+        if !runs.is_hidden() {
+            let multi = MultiProgress::new();
+            let runs = multi.add(runs.clone());
+            runs.set_prefix("sweep");
+            multi.add(conversion.0.clone());
+        }
+        SweepBar {
+            runs,
+            conversion,
+            started: Cell::new(false),
+        }
+    }
+
+    pub fn finish(&self) {
+        self.runs.finish_and_clear();
+        self.conversion.0.finish_and_clear();
+    }
+}
+
+impl Steps for SweepBar {
+    fn start(&self, total: usize) {
+        self.runs.set_length(total as u64);
+        self.runs.set_position(0);
+    }
+    fn step(&self, label: &str) {
+        if self.started.replace(true) {
+            self.runs.inc(1);
+        }
+        self.runs.set_message(label.to_string());
+    }
+    fn conversion(&self) -> &dyn Progress {
+        &self.conversion
     }
 }

@@ -1679,7 +1679,7 @@ fn writer_refuses_an_existing_file_without_overwrite() {
         Err(e) => e,
     };
     assert!(
-        matches!(&e, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::AlreadyExists),
+        matches!(&e, Error::Io { error, .. } if error.kind() == std::io::ErrorKind::AlreadyExists),
         "{e:?}"
     );
     assert_eq!(fs::read(&out).unwrap(), b"precious");

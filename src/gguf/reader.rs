@@ -498,7 +498,7 @@ pub(crate) fn in_file(path: &Path, e: Error) -> Error {
         Error::Io { .. } | Error::InFile { .. } => e,
         other => Error::InFile {
             path: path.to_path_buf(),
-            source: Box::new(other),
+            error: Box::new(other),
         },
     }
 }

@@ -1,0 +1,299 @@
+//! `sweep`: which pruning settings suit the user's own model, measured. Every candidate is
+//! converted as `convert` would convert it, measured with the user's `llama-perplexity` on the
+//! user's text (the same text, context and chunks for every candidate and for the model as it
+//! is), and the table says which is best and whether the difference is within the noise
+//! llama-perplexity prints. The candidates' files live in a temporary directory that is removed
+//! whatever happens; with `apply`, the best one is moved to its final name.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::convert::{Job, Request};
+use crate::error::{Error, Result};
+use crate::execute::Progress;
+use crate::gguf::writer::check_not_an_input;
+use crate::imatrix::Imatrix;
+use crate::imatrix_cut;
+use crate::perplexity::{Measured, Perplexity};
+use crate::plan;
+
+/// One setting to try: a label (the options as the user would type them) and the options.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub label: String,
+    pub options: plan::Options,
+}
+
+/// What to sweep.
+pub struct SweepRequest {
+    /// A GGUF model (any shard of a split model).
+    pub input: PathBuf,
+    pub imatrix: Option<PathBuf>,
+    pub candidates: Vec<Candidate>,
+    pub perplexity: Perplexity,
+    /// Move the best candidate's file here (and its cut imatrix beside it).
+    pub apply: Option<PathBuf>,
+    /// Replace an existing `apply` file.
+    pub force: bool,
+}
+
+/// Told about each step: measuring the input, then each candidate.
+pub trait Steps {
+    fn start(&self, total: usize);
+    fn step(&self, label: &str);
+    /// A conversion's own progress.
+    fn conversion(&self) -> &dyn Progress;
+}
+
+/// One measured model.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    pub label: String,
+    pub size_bytes: u64,
+    #[serde(flatten)]
+    pub measured: Measured,
+    /// Converting and measuring, in seconds.
+    pub seconds: f64,
+}
+
+/// The result of a sweep.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    pub model: PathBuf,
+    pub text: PathBuf,
+    pub ctx: usize,
+    pub chunks: Option<usize>,
+    /// The input model as it is.
+    pub baseline: Row,
+    pub candidates: Vec<Row>,
+    /// Index of the lowest perplexity in `candidates`.
+    pub best: usize,
+    /// Where the best candidate was written (`apply`).
+    pub applied: Option<PathBuf>,
+}
+
+/// Runs the sweep: checks everything that can be checked first (the candidates' plans, the
+/// `apply` path), then measures the input and every candidate in turn.
+pub fn sweep(request: SweepRequest, steps: &dyn Steps) -> Result<Outcome> {
+    if request.candidates.is_empty() {
+        return Err(Error::Usage("sweep: no candidate settings to try".into()));
+    }
+    if request.input.is_dir() {
+        return Err(Error::Usage(format!(
+            "sweep measures a GGUF model, and {} is a directory: convert the checkpoint with \
+             `dass-gguf convert` first",
+            request.input.display()
+        )));
+    }
+    let mut inputs = vec![request.input.as_path()];
+    inputs.extend(request.imatrix.as_deref());
+    if let Some(target) = &request.apply {
+        check_not_an_input(target, &inputs)?;
+        if !request.force && target.exists() {
+            return Err(Error::io(
+                target,
+                std::io::Error::new(
+                    std::io::ErrorKind::AlreadyExists,
+                    "output file exists (--force replaces it)",
+                ),
+            ));
+        }
+    }
+    // The candidates' files go beside the final output (so that the best can be renamed into
+    // place), or to the system's temporary directory.
+    let work = match request.apply.as_deref().map(parent_dir) {
+        Some(dir) => tempfile::Builder::new()
+            .prefix(".dass-sweep.")
+            .tempdir_in(dir)
+            .map_err(|e| Error::io(dir, e))?,
+        None => tempfile::Builder::new()
+            .prefix("dass-sweep.")
+            .tempdir()
+            .map_err(|e| Error::io(std::env::temp_dir(), e))?,
+    };
+    let request_for = |i: usize, c: &Candidate, dry_run: bool| Request {
+        input: request.input.clone(),
+        output: work.path().join(format!("candidate-{i}.gguf")),
+        imatrix: request.imatrix.clone(),
+        options: c.options.clone(),
+        pruning_requested: true,
+        report: None,
+        imatrix_out: None,
+        dry_run,
+        force: true,
+    };
+    // Every plan first: a candidate that cannot be made fails before hours of measuring.
+    for (i, c) in request.candidates.iter().enumerate() {
+        Job::prepare(request_for(i, c, true)).map_err(|e| candidate_error(&c.label, e))?;
+    }
+
+    steps.start(request.candidates.len() + 1);
+    steps.step("the model as it is");
+    let t0 = Instant::now();
+    let baseline = Row {
+        label: "the model as it is".into(),
+        size_bytes: model_bytes(&request.input)?,
+        measured: request.perplexity.measure(&request.input)?,
+        seconds: t0.elapsed().as_secs_f64(),
+    };
+
+    let mut rows = Vec::new();
+    let mut best: Option<(usize, PathBuf)> = None;
+    for (i, c) in request.candidates.iter().enumerate() {
+        steps.step(&c.label);
+        let t0 = Instant::now();
+        let req = request_for(i, c, false);
+        let out = req.output.clone();
+        let job = Job::prepare(req).map_err(|e| candidate_error(&c.label, e))?;
+        job.run(steps.conversion())
+            .map_err(|e| candidate_error(&c.label, e))?;
+        let measured = request
+            .perplexity
+            .measure(&out)
+            .map_err(|e| candidate_error(&c.label, e))?;
+        rows.push(Row {
+            label: c.label.clone(),
+            size_bytes: std::fs::metadata(&out)
+                .map_err(|e| Error::io(&out, e))?
+                .len(),
+            measured,
+            seconds: t0.elapsed().as_secs_f64(),
+        });
+        // Keep only the best file so far (and its cut imatrix).
+        let better = best
+            .as_ref()
+            .is_none_or(|(b, _)| measured.ppl < rows[*b].measured.ppl);
+        let loser = if better {
+            best.replace((i, out)).map(|(_, p)| p)
+        } else {
+            Some(out)
+        };
+        if let Some(p) = loser {
+            remove_candidate(&p);
+        }
+    }
+    let (best, best_file) = best.expect("at least one candidate");
+
+    let applied = match &request.apply {
+        Some(target) => {
+            place(&best_file, target, request.imatrix.as_deref())?;
+            Some(target.clone())
+        }
+        None => None,
+    };
+    Ok(Outcome {
+        model: request.input.clone(),
+        text: request.perplexity.text.clone(),
+        ctx: request.perplexity.ctx,
+        chunks: request.perplexity.chunks,
+        baseline,
+        candidates: rows,
+        best,
+        applied,
+    })
+}
+
+fn candidate_error(label: &str, e: Error) -> Error {
+    Error::Candidate {
+        label: label.to_string(),
+        error: Box::new(e),
+    }
+}
+
+fn parent_dir(p: &Path) -> &Path {
+    match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    }
+}
+
+/// The size of a model: its file, or all shards of a split model.
+fn model_bytes(input: &Path) -> Result<u64> {
+    Ok(crate::gguf::GgufModel::open(input)?.file_size())
+}
+
+/// Removes a candidate's file and the cut imatrix written beside it, if any.
+fn remove_candidate(p: &Path) {
+    let _ = std::fs::remove_file(p);
+    for format in [
+        crate::imatrix::ImatrixFormat::Gguf,
+        crate::imatrix::ImatrixFormat::Dat { trailer: false },
+    ] {
+        let _ = std::fs::remove_file(imatrix_cut::default_path(p, format));
+    }
+}
+
+/// Moves the best candidate (and its cut imatrix) to `target`: a rename inside one file
+/// system, since the candidates were written beside it.
+fn place(best: &Path, target: &Path, imatrix: Option<&Path>) -> Result<()> {
+    if let Some(im) = imatrix {
+        let format = Imatrix::open(im)?.format;
+        let cut = imatrix_cut::default_path(best, format);
+        if cut.exists() {
+            let to = imatrix_cut::default_path(target, format);
+            std::fs::rename(&cut, &to).map_err(|e| Error::io(&to, e))?;
+        }
+    }
+    std::fs::rename(best, target).map_err(|e| Error::io(target, e))
+}
+
+impl Outcome {
+    /// A Markdown table with the model as it is first, then a line on the best candidate.
+    pub fn table(&self) -> String {
+        let mut s = format!(
+            "perplexity of {} on {} (-c {}{}), measured with llama-perplexity\n\n",
+            self.model.display(),
+            self.text.display(),
+            self.ctx,
+            self.chunks
+                .map(|n| format!(", {n} chunks"))
+                .unwrap_or_default()
+        );
+        s += "| settings | size (MB) | PPL | ± | vs. the model as it is |\n|---|---|---|---|---|\n";
+        let row = |r: &Row, vs: String| {
+            format!(
+                "| {} | {:.1} | {:.4} | {:.4} | {vs} |\n",
+                r.label,
+                r.size_bytes as f64 / 1e6,
+                r.measured.ppl,
+                r.measured.plus_minus
+            )
+        };
+        s += &row(&self.baseline, String::new());
+        let base = self.baseline.measured.ppl;
+        for (i, r) in self.candidates.iter().enumerate() {
+            let mark = if i == self.best { " (best)" } else { "" };
+            s += &row(
+                r,
+                format!("{:+.1}%{mark}", (r.measured.ppl / base - 1.0) * 100.0),
+            );
+        }
+        let b = &self.candidates[self.best];
+        s += &format!(
+            "\nbest: {} (PPL {:.4} ± {:.4})",
+            b.label, b.measured.ppl, b.measured.plus_minus
+        );
+        let close: Vec<&str> = self
+            .candidates
+            .iter()
+            .enumerate()
+            .filter(|(i, r)| {
+                *i != self.best && r.measured.ppl - b.measured.ppl < b.measured.plus_minus
+            })
+            .map(|(_, r)| r.label.as_str())
+            .collect();
+        if !close.is_empty() {
+            s += &format!(
+                "; within its ± (the noise llama-perplexity estimates): {}",
+                close.join(", ")
+            );
+        }
+        s += "\n";
+        if let Some(p) = &self.applied {
+            s += &format!("written: {}\n", p.display());
+        }
+        s
+    }
+}
