@@ -557,11 +557,17 @@ fn quote(s: &str) -> String {
 
 /// Runs every case on `stem` with dass-gguf and the reference, and compares them.
 fn run_matrix(stem: &str, cases: &[Case]) {
-    let Some(py) = common::oracle_python("fixtures") else {
+    run_matrix_on(&model(stem), &imatrix(stem), "fixtures", cases);
+}
+
+/// [`run_matrix`] on any model and imatrix; `requirement` names the model whose absence
+/// fails the test under DASS_REQUIRE_REAL_FILES.
+fn run_matrix_on(input: &Path, im: &Path, requirement: &str, cases: &[Case]) {
+    let Some(py) = common::oracle_python(requirement) else {
         return;
     };
-    let input = model(stem);
-    let im = imatrix(stem);
+    let stem = input.file_name().unwrap().to_string_lossy().into_owned();
+    let (input, im) = (input.to_path_buf(), im.to_path_buf());
     let dir = tempfile::tempdir().unwrap();
     let mut jobs = String::new();
     for (i, case) in cases.iter().enumerate() {
@@ -628,7 +634,7 @@ fn run_matrix(stem: &str, cases: &[Case]) {
     assert_no_partial(dir.path());
 
     let mut text = format!(
-        "\nreference agreement on {stem}.gguf ({} runs):\n  {:<56} {:>7} {:>8} {:>7} {:>10} {:>11}\n",
+        "\nreference agreement on {stem} ({} runs):\n  {:<56} {:>7} {:>8} {:>7} {:>10} {:>11}\n",
         cases.len(),
         "configuration",
         "tensors",
@@ -737,6 +743,24 @@ fn llama_matches_reference() {
             .checked(),
     ]);
     run_matrix(LLAMA, &cases);
+}
+
+/// RIA and the hybrid on a real model, SmolLM2 (30 blocks of 576 × 1536), against the NumPy
+/// reference (the unstructured forms: whole-matrix groups; the reference's per-group Python
+/// loops make N:M on a real model too slow to be a test).
+#[test]
+fn smollm2_ria_and_hybrid_match_reference() {
+    let (Some(model), Some(im)) = (
+        common::real_file("smollm2", "model.f16.gguf"),
+        common::real_file("smollm2", "imatrix.gguf"),
+    ) else {
+        return;
+    };
+    let cases = [
+        Case::new(&["--method", "ria", "--sparsity", "0.5"]),
+        Case::new(&["--method", "hybrid", "--sparsity", "0.5"]),
+    ];
+    run_matrix_on(&model, &im, "smollm2", &cases);
 }
 
 #[test]

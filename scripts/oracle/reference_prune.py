@@ -324,50 +324,40 @@ def run(argv: list[str]) -> dict:
             return w.reshape(2 * w.shape[0], w.shape[1] // 2, w.shape[2])
 
         alt_scores = None
+        glu_input = side in ("gate", "up")
+        if fused and (a.method == "ria" or (glu_input and a.method in ("dass", "hybrid"))):
+            # Two matrices, gate rows then up rows, sharing every statistics vector.
+            w = split_fused(w)
+            n_mat, rows = w.shape[0], w.shape[1]
+
+        def vec(name, length):
+            """The statistics of `name` per matrix; the fused halves share one vector."""
+            if fused:
+                return np.broadcast_to(entry(name, 1, length), (n_mat, length))
+            return entry(name, n_mat, length)
+
         if a.method == "magnitude":
             rule, used_entry, grouping = "magnitude", None, "row"
             scores = np.abs(w)
-        elif a.method == "dass" and side in ("gate", "up"):
+        elif a.method == "dass" and glu_input:
             rule, grouping = "dass", "column"
             used_entry = f"blk.{block}.ffn_down{variant}.weight"
-            if fused:
-                # Two matrices, gate rows then up rows, both scaled by v_down.
-                w = split_fused(w)
-                n_mat, rows = w.shape[0], w.shape[1]
-                v = np.broadcast_to(entry(used_entry, 1, rows), (n_mat, rows))
-            else:
-                v = entry(used_entry, n_mat, rows)
-            f, alt_f = power(v)
+            f, alt_f = power(vec(used_entry, rows))
             scores = np.abs(w) * f[:, :, None]
             if alt_f is not None:
                 alt_scores = np.abs(w) * alt_f[:, :, None]
         elif a.method == "ria":
             rule, used_entry = "ria", t.name
             grouping = "matrix" if a.nm is None else "row"
-            if fused:
-                w = split_fused(w)
-                n_mat, rows = w.shape[0], w.shape[1]
-                v = np.broadcast_to(entry(used_entry, 1, cols), (n_mat, cols))
-            else:
-                v = entry(used_entry, n_mat, cols)
-            f, alt_f = power(v)
+            f, alt_f = power(vec(used_entry, cols))
             scores = np.stack([ria_scores(w[k], f[k]) for k in range(n_mat)])
             if alt_f is not None:
                 alt_scores = np.stack([ria_scores(w[k], alt_f[k]) for k in range(n_mat)])
-        elif a.method == "hybrid" and side in ("gate", "up"):
+        elif a.method == "hybrid" and glu_input:
             rule, used_entry, grouping = "hybrid", t.name, "matrix"
-            down = f"blk.{block}.ffn_down{variant}.weight"
-            factor_entry = down
-            if fused:
-                w = split_fused(w)
-                n_mat, rows = w.shape[0], w.shape[1]
-                vd = np.broadcast_to(entry(down, 1, rows), (n_mat, rows))
-                vi = np.broadcast_to(entry(used_entry, 1, cols), (n_mat, cols))
-            else:
-                vd = entry(down, n_mat, rows)
-                vi = entry(used_entry, n_mat, cols)
-            f, alt_f = power(vd)
-            col = np.sqrt(vi)
+            factor_entry = f"blk.{block}.ffn_down{variant}.weight"
+            f, alt_f = power(vec(factor_entry, rows))
+            col = np.sqrt(vec(used_entry, cols))
             scores = (np.abs(w) * col[:, None, :]) * f[:, :, None]
             if alt_f is not None:
                 alt_scores = (np.abs(w) * col[:, None, :]) * alt_f[:, :, None]
