@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Speed of a model with feed-forward channels removed, against the dense model, in one
-# llama-bench run (the machine is noisy: compare within a run): prompt processing (pp512) and
+# Speed of a model with feed-forward channels removed, against the dense model, measured side
+# by side (the machine is noisy): REPS rounds, each one llama-bench run of every model once in
+# turn, so that drift hits all models alike; the median of the rounds is reported. Prompt
+# processing (pp512) and
 # generation (tg128) tokens/s for the dense F16 model and --keep-ffn 0.875 / 0.75 / 0.625
 # (uniform, and global for llama models), each also after llama-quantize Q4_K_M with the cut
 # imatrix. Prints llama-bench's Markdown table and the ratios to the dense model of the same type.
@@ -13,7 +15,7 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 model="${1:?model name, e.g. smollm2}"
 file="${2:-model.f16.gguf}"
 keeps=(${KEEPS:-0.875 0.75 0.625})
-reps="${REPS:-3}"
+reps="${REPS:-5}"
 src="$MODELS/$model/$file"
 imatrix="$MODELS/$model/imatrix.gguf"
 cd "$REPO_ROOT"
@@ -42,27 +44,36 @@ for keep in "${keeps[@]}"; do
 done
 args=()
 for m in "${models[@]}"; do args+=(-m "$m"); done
-"$LLAMA_BIN/llama-bench" "${args[@]}" -p 512 -n 128 -t 2 -r "$reps" -o json >"$work/bench.json" 2>"$work/bench.err" ||
-    { tail -20 "$work/bench.err" >&2; exit 1; }
-"$PY" - "$work/bench.json" "$src" <<'EOF'
-import json, os, sys
-rows = json.load(open(sys.argv[1]))
-dense = sys.argv[2]
+for round in $(seq "$reps"); do
+    "$LLAMA_BIN/llama-bench" "${args[@]}" -p 512 -n 128 -t 2 -r 1 -o json >"$work/bench.$round.json" 2>"$work/bench.err" ||
+        { tail -20 "$work/bench.err" >&2; exit 1; }
+done
+"$PY" - "$src" "$work"/bench.*.json <<'EOF'
+import json, os, statistics, sys
+dense = sys.argv[1]
 def name(p):
     b = os.path.basename(p)
     return "dense" + (" Q4_K_M" if "q4km" in b else " F16") if b.startswith("dense") or p == dense else b.replace(".gguf", "")
 by = {}
-for r in rows:
-    kind = "pp" if r["n_prompt"] > 0 else "tg"
-    by.setdefault(r["model_filename"], {})[kind] = r["avg_ts"]
-    by[r["model_filename"]]["size"] = r["model_size"]
+for f in sys.argv[2:]:
+    for r in json.load(open(f)):
+        kind = "pp" if r["n_prompt"] > 0 else "tg"
+        m = by.setdefault(r["model_filename"], {"pp": [], "tg": []})
+        m[kind].append(r["avg_ts"])
+        m["size"] = r["model_size"]
+med = {f: {k: statistics.median(v[k]) for k in ("pp", "tg")} | {"size": v["size"],
+           "spread": max((max(v[k]) - min(v[k])) / statistics.median(v[k]) for k in ("pp", "tg"))}
+       for f, v in by.items()}
 base = {}
-for f, v in by.items():
+for f, v in med.items():
     if name(f).startswith("dense"):
         base["q4km" in f] = v
-print("| model | size (MB) | pp512 t/s | tg128 t/s | pp512 × dense | tg128 × dense |")
-print("|---|---|---|---|---|---|")
-for f, v in by.items():
+rounds = len(sys.argv) - 2
+print(f"Medians of {rounds} interleaved rounds; 'spread' is the largest (max - min) / median of a model's rounds.")
+print()
+print("| model | size (MB) | pp512 t/s | tg128 t/s | pp512 × dense | tg128 × dense | spread |")
+print("|---|---|---|---|---|---|---|")
+for f, v in med.items():
     b = base["q4km" in f]
-    print(f"| {name(f)} | {v['size'] / 1e6:.1f} | {v['pp']:.1f} | {v['tg']:.1f} | {v['pp'] / b['pp']:.3f} | {v['tg'] / b['tg']:.3f} |")
+    print(f"| {name(f)} | {v['size'] / 1e6:.1f} | {v['pp']:.1f} | {v['tg']:.1f} | {v['pp'] / b['pp']:.3f} | {v['tg'] / b['tg']:.3f} | {v['spread']:.0%} |")
 EOF
