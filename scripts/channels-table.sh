@@ -14,7 +14,6 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 . "$HERE/common.sh"
 model="${1:?model name, e.g. smollm2}"
 file="${2:-model.f16.gguf}"
-chunks="${CHUNKS:-20}"
 keeps=(${KEEPS:-0.875 0.75 0.625})
 scores=(${SCORES:-energy activation dass weight random})
 default_score="${DEFAULT_SCORE:-energy}"
@@ -29,10 +28,6 @@ mkdir -p "$work"
 cp target/release/dass-gguf "$work/dass-gguf"
 BIN="$work/dass-gguf"
 
-ppl() {
-    "$LLAMA_BIN/llama-perplexity" -m "$1" -f "$TEXT/eval.txt" -c 512 --chunks "$chunks" -t 2 -b 512 2>&1 |
-        sed -n 's/.*Final estimate: PPL = \([0-9.]*\) +\/- \([0-9.]*\).*/\1 ± \2/p'
-}
 mb() { awk -v b="$(stat -c %s "$1")" 'BEGIN { printf "%.1f", b / 1e6 }'; }
 quant() { # in imatrix type out
     "$LLAMA_BIN/llama-quantize" --imatrix "$2" "$1" "$4" "$3" >"$work/quantize.log" 2>&1 ||

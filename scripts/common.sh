@@ -10,6 +10,13 @@ TEXT="$DASS_CACHE/text"
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export DASS_CACHE LLAMA_CPP_VERSION LLAMA_BIN VENV PY MODELS TEXT REPO_ROOT
 
+# llama-perplexity of model $1 on the evaluation text, -c 512 and ${CHUNKS:-20} chunks, printed as
+# "PPL ± error" (nothing if it failed); the tables of every script use this one measurement.
+ppl() {
+    "$LLAMA_BIN/llama-perplexity" -m "$1" -f "$TEXT/eval.txt" -c 512 --chunks "${CHUNKS:-20}" -t 2 -b 512 2>&1 |
+        sed -n 's/.*Final estimate: PPL = \([0-9.]*\) +\/- \([0-9.]*\).*/\1 ± \2/p'
+}
+
 # The models named on a command line (none: smollm2; `all`: every one) into the array `want`.
 parse_models() {
     [ $# -gt 0 ] || set -- smollm2

@@ -28,10 +28,7 @@ echo "demo: == remove a quarter of the feed-forward channels instead (a smaller 
 echo "demo: == zeros in the first feed-forward tensors"
 "$BIN" inspect --zeros --quiet "$OUT" | grep -m 6 -E "ffn_(gate|up|down)"
 
-ppl() {
-    "$LLAMA_BIN/llama-perplexity" -m "$1" -f "$TEXT/eval.txt" -c 512 --chunks 4 -t 2 -b 512 2>&1 |
-        sed -n 's/.*Final estimate: PPL = \([0-9.]*\) +\/- \([0-9.]*\).*/\1 ± \2/p'
-}
+CHUNKS=4 # ppl (scripts/common.sh) on 4 chunks: a quick look, not a measurement
 echo "demo: == dense and pruned side by side (llama-perplexity, eval text, -c 512 --chunks 4)"
 printf '%-40s %12s %18s\n' model "size (MiB)" perplexity
 for f in "$DENSE" "$OUT" "$SMALL"; do

@@ -10,7 +10,6 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 . "$HERE/common.sh"
 model="${1:?model name, e.g. smollm2}"
 file="${2:?model file, e.g. model.f32.gguf}"
-chunks="${CHUNKS:-20}"
 methods=(${METHODS:-magnitude wanda dass ria hybrid})
 IFS=, read -r -a patterns <<<"${PATTERNS:---sparsity 0.5,--pattern 4:8,--pattern 2:4}"
 extra="${EXTRA:-}"
@@ -23,10 +22,6 @@ trap 'rm -rf "$work"' EXIT
 # A copy, so that rebuilding while the table runs does not change the tool under it.
 cp target/release/dass-gguf "$work/dass-gguf"
 
-ppl() {
-    "$LLAMA_BIN/llama-perplexity" -m "$1" -f "$TEXT/eval.txt" -c 512 --chunks "$chunks" -t 2 -b 512 2>&1 |
-        sed -n 's/.*Final estimate: PPL = \([0-9.]*\) +\/- \([0-9.]*\).*/\1 ± \2/p'
-}
 
 head="| $model ($file${extra:+, $extra})"
 sep="|---"

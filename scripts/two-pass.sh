@@ -16,7 +16,6 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 model="${1:?model name, e.g. smollm2}"
 setting="${2:?convert options, e.g. \"--method wanda --sparsity 0.5\"}"
 file="${FILE:-model.f16.gguf}"
-chunks="${CHUNKS:-20}"
 src="$MODELS/$model/$file"
 i0="$MODELS/$model/imatrix.gguf"
 cd "$REPO_ROOT"
@@ -25,10 +24,6 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 cp target/release/dass-gguf "$work/dass-gguf"
 
-ppl() {
-    "$LLAMA_BIN/llama-perplexity" -m "$1" -f "$TEXT/eval.txt" -c 512 --chunks "$chunks" -t 2 -b 512 2>&1 |
-        sed -n 's/.*Final estimate: PPL = \([0-9.]*\) +\/- \([0-9.]*\).*/\1 ± \2/p'
-}
 prune() { # imatrix out
     # shellcheck disable=SC2086
     "$work/dass-gguf" convert "$src" -o "$2" --imatrix "$1" $setting --quiet --force
