@@ -118,6 +118,12 @@ impl Job {
         &self.plan
     }
 
+    /// The imatrix cut to the kept channels, when channels go: its format and where it will be
+    /// written.
+    pub fn cut_imatrix(&self) -> Option<(ImatrixFormat, &Path)> {
+        self.cut_imatrix.as_ref().map(|(f, p)| (*f, p.as_path()))
+    }
+
     /// Writes the output (and the report, when asked for) and returns the report.
     pub fn run(self, progress: &dyn Progress) -> Result<Report> {
         let r = &self.request;

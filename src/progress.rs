@@ -3,8 +3,6 @@
 
 use std::io::IsTerminal;
 
-use std::cell::Cell;
-
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use crate::execute::Progress;
@@ -61,7 +59,6 @@ impl Progress for ConvertBar {
 pub struct SweepBar {
     runs: ProgressBar,
     conversion: ConvertBar,
-    started: Cell<bool>,
 }
 
 impl SweepBar {
@@ -77,11 +74,7 @@ impl SweepBar {
             runs.set_prefix("sweep");
             multi.add(conversion.0.clone());
         }
-        SweepBar {
-            runs,
-            conversion,
-            started: Cell::new(false),
-        }
+        SweepBar { runs, conversion }
     }
 
     pub fn finish(&self) {
@@ -91,14 +84,9 @@ impl SweepBar {
 }
 
 impl Steps for SweepBar {
-    fn start(&self, total: usize) {
+    fn step(&self, done: usize, total: usize, label: &str) {
         self.runs.set_length(total as u64);
-        self.runs.set_position(0);
-    }
-    fn step(&self, label: &str) {
-        if self.started.replace(true) {
-            self.runs.inc(1);
-        }
+        self.runs.set_position(done as u64);
         self.runs.set_message(label.to_string());
     }
     fn conversion(&self) -> &dyn Progress {

@@ -13,11 +13,14 @@ use serde::Serialize;
 use crate::convert::{Job, Request};
 use crate::error::{Error, Result};
 use crate::execute::Progress;
-use crate::gguf::writer::check_not_an_input;
-use crate::imatrix::Imatrix;
+use crate::gguf::writer::{check_target, parent_dir};
+use crate::imatrix::ImatrixFormat;
 use crate::imatrix_cut;
 use crate::perplexity::{Measured, Perplexity};
 use crate::plan;
+
+/// The label of the model as it is, measured first.
+const AS_IT_IS: &str = "the model as it is";
 
 /// One setting to try: a label (the options as the user would type them) and the options.
 #[derive(Debug, Clone)]
@@ -41,8 +44,8 @@ pub struct SweepRequest {
 
 /// Told about each step: measuring the input, then each candidate.
 pub trait Steps {
-    fn start(&self, total: usize);
-    fn step(&self, label: &str);
+    /// Step `label` begins, `done` of `total` being finished.
+    fn step(&self, done: usize, total: usize, label: &str);
     /// A conversion's own progress.
     fn conversion(&self) -> &dyn Progress;
 }
@@ -90,16 +93,7 @@ pub fn sweep(request: SweepRequest, steps: &dyn Steps) -> Result<Outcome> {
     let mut inputs = vec![request.input.as_path()];
     inputs.extend(request.imatrix.as_deref());
     if let Some(target) = &request.apply {
-        check_not_an_input(target, &inputs)?;
-        if !request.force && target.exists() {
-            return Err(Error::io(
-                target,
-                std::io::Error::new(
-                    std::io::ErrorKind::AlreadyExists,
-                    "output file exists (--force replaces it)",
-                ),
-            ));
-        }
+        check_target(target, &inputs, request.force)?;
     }
     // The candidates' files go beside the final output (so that the best can be renamed into
     // place), or to the system's temporary directory.
@@ -113,72 +107,79 @@ pub fn sweep(request: SweepRequest, steps: &dyn Steps) -> Result<Outcome> {
             .tempdir()
             .map_err(|e| Error::io(std::env::temp_dir(), e))?,
     };
-    let request_for = |i: usize, c: &Candidate, dry_run: bool| Request {
-        input: request.input.clone(),
-        output: work.path().join(format!("candidate-{i}.gguf")),
-        imatrix: request.imatrix.clone(),
-        options: c.options.clone(),
-        pruning_requested: true,
-        report: None,
-        imatrix_out: None,
-        dry_run,
-        force: true,
-    };
+    let model_path = |i: usize| work.path().join(format!("candidate-{i}.gguf"));
     // Every plan first: a candidate that cannot be made fails before hours of measuring.
-    for (i, c) in request.candidates.iter().enumerate() {
-        Job::prepare(request_for(i, c, true)).map_err(|e| candidate_error(&c.label, e))?;
-    }
+    let jobs = request
+        .candidates
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            Job::prepare(Request {
+                input: request.input.clone(),
+                output: model_path(i),
+                imatrix: request.imatrix.clone(),
+                options: c.options.clone(),
+                pruning_requested: true,
+                report: None,
+                imatrix_out: None,
+                dry_run: false,
+                force: true,
+            })
+            .map_err(|e| candidate_error(&c.label, e))
+        })
+        .collect::<Result<Vec<_>>>()?;
 
-    steps.start(request.candidates.len() + 1);
-    steps.step("the model as it is");
+    let total = request.candidates.len() + 1;
+    steps.step(0, total, AS_IT_IS);
     let t0 = Instant::now();
     let baseline = Row {
-        label: "the model as it is".into(),
+        label: AS_IT_IS.into(),
         size_bytes: model_bytes(&request.input)?,
         measured: request.perplexity.measure(&request.input)?,
         seconds: t0.elapsed().as_secs_f64(),
     };
 
-    let mut rows = Vec::new();
-    let mut best: Option<(usize, PathBuf)> = None;
-    for (i, c) in request.candidates.iter().enumerate() {
-        steps.step(&c.label);
+    let mut rows: Vec<Row> = Vec::new();
+    // The best candidate so far: its index and files (the others are removed when measured).
+    let mut best: Option<(usize, Files)> = None;
+    for (i, (c, job)) in request.candidates.iter().zip(jobs).enumerate() {
+        steps.step(i + 1, total, &c.label);
         let t0 = Instant::now();
-        let req = request_for(i, c, false);
-        let out = req.output.clone();
-        let job = Job::prepare(req).map_err(|e| candidate_error(&c.label, e))?;
+        let files = Files {
+            model: model_path(i),
+            imatrix: job.cut_imatrix().map(|(f, p)| (f, p.to_path_buf())),
+        };
         job.run(steps.conversion())
             .map_err(|e| candidate_error(&c.label, e))?;
         let measured = request
             .perplexity
-            .measure(&out)
+            .measure(&files.model)
             .map_err(|e| candidate_error(&c.label, e))?;
         rows.push(Row {
             label: c.label.clone(),
-            size_bytes: std::fs::metadata(&out)
-                .map_err(|e| Error::io(&out, e))?
+            size_bytes: std::fs::metadata(&files.model)
+                .map_err(|e| Error::io(&files.model, e))?
                 .len(),
             measured,
             seconds: t0.elapsed().as_secs_f64(),
         });
-        // Keep only the best file so far (and its cut imatrix).
         let better = best
             .as_ref()
             .is_none_or(|(b, _)| measured.ppl < rows[*b].measured.ppl);
         let loser = if better {
-            best.replace((i, out)).map(|(_, p)| p)
+            best.replace((i, files)).map(|(_, f)| f)
         } else {
-            Some(out)
+            Some(files)
         };
-        if let Some(p) = loser {
-            remove_candidate(&p);
+        if let Some(f) = loser {
+            f.remove();
         }
     }
-    let (best, best_file) = best.expect("at least one candidate");
+    let (best, best_files) = best.expect("at least one candidate");
 
     let applied = match &request.apply {
         Some(target) => {
-            place(&best_file, target, request.imatrix.as_deref())?;
+            best_files.place(target)?;
             Some(target.clone())
         }
         None => None,
@@ -202,41 +203,35 @@ fn candidate_error(label: &str, e: Error) -> Error {
     }
 }
 
-fn parent_dir(p: &Path) -> &Path {
-    match p.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    }
-}
-
 /// The size of a model: its file, or all shards of a split model.
 fn model_bytes(input: &Path) -> Result<u64> {
     Ok(crate::gguf::GgufModel::open(input)?.file_size())
 }
 
-/// Removes a candidate's file and the cut imatrix written beside it, if any.
-fn remove_candidate(p: &Path) {
-    let _ = std::fs::remove_file(p);
-    for format in [
-        crate::imatrix::ImatrixFormat::Gguf,
-        crate::imatrix::ImatrixFormat::Dat { trailer: false },
-    ] {
-        let _ = std::fs::remove_file(imatrix_cut::default_path(p, format));
-    }
+/// A candidate's files: the model and, when channels were removed, its cut imatrix.
+struct Files {
+    model: PathBuf,
+    imatrix: Option<(ImatrixFormat, PathBuf)>,
 }
 
-/// Moves the best candidate (and its cut imatrix) to `target`: a rename inside one file
-/// system, since the candidates were written beside it.
-fn place(best: &Path, target: &Path, imatrix: Option<&Path>) -> Result<()> {
-    if let Some(im) = imatrix {
-        let format = Imatrix::open(im)?.format;
-        let cut = imatrix_cut::default_path(best, format);
-        if cut.exists() {
-            let to = imatrix_cut::default_path(target, format);
-            std::fs::rename(&cut, &to).map_err(|e| Error::io(&to, e))?;
+impl Files {
+    /// Removes them (a failure only leaves them to the temporary directory's removal).
+    fn remove(&self) {
+        let _ = std::fs::remove_file(&self.model);
+        if let Some((_, im)) = &self.imatrix {
+            let _ = std::fs::remove_file(im);
         }
     }
-    std::fs::rename(best, target).map_err(|e| Error::io(target, e))
+
+    /// Moves them to `target` and the cut imatrix's usual place beside it: renames inside one
+    /// file system, since the candidates were written beside `target`.
+    fn place(&self, target: &Path) -> Result<()> {
+        if let Some((format, im)) = &self.imatrix {
+            let to = imatrix_cut::default_path(target, *format);
+            std::fs::rename(im, &to).map_err(|e| Error::io(&to, e))?;
+        }
+        std::fs::rename(&self.model, target).map_err(|e| Error::io(target, e))
+    }
 }
 
 impl Outcome {

@@ -259,6 +259,27 @@ pub struct GgufWriter {
     written: u64,
 }
 
+/// Fails when `target` is one of `inputs`, or exists and `overwrite` is false: the checks
+/// before anything is written to `target`.
+pub fn check_target(target: &Path, inputs: &[&Path], overwrite: bool) -> Result<()> {
+    check_not_an_input(target, inputs)?;
+    if !overwrite && target.exists() {
+        return Err(Error::io(
+            target,
+            std::io::Error::new(std::io::ErrorKind::AlreadyExists, "output file exists"),
+        ));
+    }
+    Ok(())
+}
+
+/// The directory `path` is in (`.` for a bare file name).
+pub fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
 /// A temporary file beside `target` (`.NAME.XXXXXX.partial`, mode 0666 less the umask) that
 /// becomes `target` only when persisted; dropped, it is deleted. Fails when `target` is one of
 /// `inputs`, or exists and `overwrite` is false. Every output this tool writes goes through it.
@@ -267,17 +288,8 @@ pub fn temp_file_beside(
     inputs: &[&Path],
     overwrite: bool,
 ) -> Result<tempfile::NamedTempFile> {
-    check_not_an_input(target, inputs)?;
-    if !overwrite && target.exists() {
-        return Err(Error::io(
-            target,
-            std::io::Error::new(std::io::ErrorKind::AlreadyExists, "output file exists"),
-        ));
-    }
-    let dir = match target.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
+    check_target(target, inputs, overwrite)?;
+    let dir = parent_dir(target);
     let stem = target
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
