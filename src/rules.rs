@@ -240,8 +240,8 @@ pub fn rule_for(
     }
     // phi3's fused gate+up is two matrices (gate rows, then up rows) for the rules that look
     // at rows or sums of a matrix; statistics of both halves are shared.
-    let split_fused = role.role == Role::FfnGateUpFused
-        && (method == Method::Ria || (glu_input && method.needs_glu()));
+    let split_fused =
+        role.role == Role::FfnGateUpFused && (method == Method::Ria || method.needs_glu());
     let (matrices, rows) = if split_fused {
         if rows % 2 != 0 {
             return Err(Error::Tensor {
