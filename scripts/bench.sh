@@ -79,8 +79,7 @@ trap 'rm -rf "$work"' EXIT
 if [[ -n "${DASS_GGUF_BIN:-}" ]]; then
     cp "$DASS_GGUF_BIN" "$work/dass-gguf"
 else
-    (cd "$REPO_ROOT" && cargo build --release --quiet --bin dass-gguf)
-    cp "$REPO_ROOT/target/release/dass-gguf" "$work/dass-gguf"
+    tool_copy "$work"
 fi
 BIN="$work/dass-gguf"
 NUMPY_MAX_BYTES=4000000000

@@ -19,10 +19,9 @@ reps="${REPS:-5}"
 src="$MODELS/$model/$file"
 imatrix="$MODELS/$model/imatrix.gguf"
 cd "$REPO_ROOT"
-cargo build --release --quiet
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-cp target/release/dass-gguf "$work/dass-gguf"
+tool_copy "$work"
 arch="$("$work/dass-gguf" inspect --json "$src" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["architecture"])')"
 
 quant() { "$LLAMA_BIN/llama-quantize" --imatrix "$2" "$1" "$3" Q4_K_M >"$work/q.log" 2>&1 ||

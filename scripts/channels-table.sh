@@ -20,12 +20,10 @@ default_score="${DEFAULT_SCORE:-energy}"
 src="$MODELS/$model/$file"
 imatrix="$MODELS/$model/imatrix.gguf"
 cd "$REPO_ROOT"
-cargo build --release --quiet
 work="${WORK:-$(mktemp -d)}"
 mkdir -p "$work"
 [ -n "${WORK:-}" ] || trap 'rm -rf "$work"' EXIT
-# A copy, so that rebuilding while the table runs does not change the tool under it.
-cp target/release/dass-gguf "$work/dass-gguf"
+tool_copy "$work"
 BIN="$work/dass-gguf"
 
 mb() { awk -v b="$(stat -c %s "$1")" 'BEGIN { printf "%.1f", b / 1e6 }'; }

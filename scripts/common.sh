@@ -10,6 +10,13 @@ TEXT="$DASS_CACHE/text"
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export DASS_CACHE LLAMA_CPP_VERSION LLAMA_BIN VENV PY MODELS TEXT REPO_ROOT
 
+# Builds dass-gguf and copies it to $1/dass-gguf: a long measurement runs that copy, so that
+# rebuilding meanwhile does not change the tool under it.
+tool_copy() {
+    (cd "$REPO_ROOT" && cargo build --release --quiet)
+    cp "$REPO_ROOT/target/release/dass-gguf" "$1/dass-gguf"
+}
+
 # llama-perplexity of model $1 on the evaluation text, -c 512 and ${CHUNKS:-20} chunks, printed as
 # "PPL ± error" (nothing if it failed); the tables of every script use this one measurement.
 ppl() {

@@ -16,11 +16,9 @@ extra="${EXTRA:-}"
 src="$MODELS/$model/$file"
 imatrix="$MODELS/$model/imatrix.gguf"
 cd "$REPO_ROOT"
-cargo build --release --quiet
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-# A copy, so that rebuilding while the table runs does not change the tool under it.
-cp target/release/dass-gguf "$work/dass-gguf"
+tool_copy "$work"
 
 
 head="| $model ($file${extra:+, $extra})"

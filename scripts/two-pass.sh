@@ -19,10 +19,9 @@ file="${FILE:-model.f16.gguf}"
 src="$MODELS/$model/$file"
 i0="$MODELS/$model/imatrix.gguf"
 cd "$REPO_ROOT"
-cargo build --release --quiet
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-cp target/release/dass-gguf "$work/dass-gguf"
+tool_copy "$work"
 
 prune() { # imatrix out
     # shellcheck disable=SC2086

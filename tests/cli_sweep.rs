@@ -9,7 +9,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::dass;
+use common::{dass, dir_listing};
 use dass_gguf::gguf::GgufFile;
 use serde_json::Value as Json;
 
@@ -22,16 +22,6 @@ fn os(p: &Path) -> String {
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// Everything in `dir` (to check nothing was left behind).
-fn listing(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
 }
 
 /// A stand-in for llama-perplexity: a shell script with this body.
@@ -93,7 +83,7 @@ fn a_missing_tool_is_a_clear_error() {
         .output()
         .unwrap();
     assert_fails(&res, &["llama-perplexity", "not found on PATH"]);
-    assert_eq!(listing(dir.path()), ["text.txt"]);
+    assert_eq!(dir_listing(dir.path()), ["text.txt"]);
 }
 
 #[test]
@@ -121,7 +111,7 @@ esac"#,
             "failed",
         ],
     );
-    assert_eq!(listing(dir.path()), ["llama-perplexity", "text.txt"]);
+    assert_eq!(dir_listing(dir.path()), ["llama-perplexity", "text.txt"]);
 }
 
 #[test]
@@ -247,7 +237,7 @@ fn the_lowest_perplexity_wins_and_is_applied() {
         "{label} vs {method}"
     );
     assert_eq!(
-        listing(dir.path()),
+        dir_listing(dir.path()),
         ["best.gguf", "llama-perplexity", "sweep.json", "text.txt"]
     );
 }
@@ -318,7 +308,7 @@ fn smollm2_end_to_end() {
     // Whatever won is in place and loads in llama.cpp (the tool measured exactly this file).
     let best = j["best"].as_u64().unwrap() as usize;
     assert_eq!(fs::metadata(&target).unwrap().len(), size(best));
-    let mut left = listing(dir.path());
+    let mut left = dir_listing(dir.path());
     left.retain(|n| n != "small.imatrix.gguf");
     assert_eq!(left, ["small.gguf", "sweep.json"]);
     if best == 2 {

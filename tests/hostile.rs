@@ -3,10 +3,13 @@
 //! error of the right kind (never a panic, never an absurd allocation), and the error must name
 //! the thing that is wrong.
 
+mod common;
+
 use std::fs;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
+use common::dir_listing;
 use dass_gguf::error::Error;
 use dass_gguf::gguf::{GgufFile, GgufHeader, GgufLayout, GgufModel, GgufWriter, TensorSpec};
 use dass_gguf::imatrix::{Imatrix, ImatrixFormat};
@@ -1600,15 +1603,6 @@ fn input_file(dir: &Path) -> (PathBuf, Vec<u8>) {
 
 fn layout_of(path: &Path) -> GgufLayout {
     GgufLayout::like(GgufFile::open(path).unwrap().header()).unwrap()
-}
-
-fn dir_listing(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 #[test]
