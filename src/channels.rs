@@ -639,7 +639,7 @@ pub fn random_score(seed: u64, b: u32, i: u32) -> f64 {
 }
 
 /// The median of `s` (the lower middle value for an even length).
-fn median(s: &[f64]) -> f64 {
+pub(crate) fn median(s: &[f64]) -> f64 {
     let mut sorted = s.to_vec();
     sorted.sort_by(|a, b| a.total_cmp(b));
     sorted

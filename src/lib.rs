@@ -3,6 +3,7 @@
 //! This crate reads GGUF models and llama.cpp imatrix files, dequantizes ggml types exactly,
 //! and writes GGUF v3 byte for byte where nothing changes.
 
+pub mod auto;
 pub mod channels;
 pub mod convert;
 pub mod dequant;

@@ -13,7 +13,7 @@ use dass_gguf::inspect;
 use dass_gguf::kernels::Pattern;
 use dass_gguf::out_type::OutType;
 use dass_gguf::perplexity::Perplexity;
-use dass_gguf::plan::{self, Scope};
+use dass_gguf::plan::{self, MethodChoice, Scope};
 use dass_gguf::progress;
 use dass_gguf::rules::Method;
 use dass_gguf::sweep::{self, Candidate, SweepRequest};
@@ -98,6 +98,8 @@ fn inspect_command(file: &std::path::Path, json: bool, zeros: bool, quiet: bool)
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum MethodArg {
+    /// Chosen per model and pattern from the imatrix (docs/method.md "The default: auto")
+    Auto,
     /// DaSS: gate/up rows weighted by their channel's activation, grouped per column
     Dass,
     /// Wanda: |w| times the input's RMS, grouped per output row
@@ -279,7 +281,7 @@ fn grid(a: &SweepArgs) -> Result<Vec<String>> {
         };
         for &m in &a.methods {
             let method = m.method();
-            if method == Method::Hybrid && p.contains(':') {
+            if method == MethodChoice::Named(Method::Hybrid) && p.contains(':') {
                 continue;
             }
             let alphas: Vec<Option<f32>> = if method.uses_alpha() && a.alphas != [0.5] {
@@ -341,7 +343,7 @@ fn sweep_command(a: SweepArgs) -> Result<()> {
 /// What is pruned and how: the options `convert` takes and `sweep --candidate` strings hold.
 #[derive(clap::Args, Clone)]
 struct PruneArgs {
-    /// How weights are scored [default: dass].
+    /// How weights are scored [default: auto].
     #[arg(long, value_enum)]
     method: Option<MethodArg>,
     /// Fraction of each comparison group to zero, in [0, 1). Default 0.5.
@@ -405,7 +407,7 @@ impl PruneArgs {
         };
         let zeroing_asked = a.sparsity.is_some() || a.pattern.is_some();
         let options = plan::Options {
-            method: a.method.unwrap_or(MethodArg::Dass).method(),
+            method: a.method.unwrap_or(MethodArg::Auto).method(),
             pattern,
             alpha: a.alpha,
             scope: match a.scope {
@@ -445,13 +447,15 @@ impl PruneArgs {
 }
 
 impl MethodArg {
-    fn method(self) -> Method {
+    fn method(self) -> MethodChoice {
+        let named = MethodChoice::Named;
         match self {
-            MethodArg::Dass => Method::Dass,
-            MethodArg::Wanda => Method::Wanda,
-            MethodArg::Magnitude => Method::Magnitude,
-            MethodArg::Ria => Method::Ria,
-            MethodArg::Hybrid => Method::Hybrid,
+            MethodArg::Auto => MethodChoice::Auto,
+            MethodArg::Dass => named(Method::Dass),
+            MethodArg::Wanda => named(Method::Wanda),
+            MethodArg::Magnitude => named(Method::Magnitude),
+            MethodArg::Ria => named(Method::Ria),
+            MethodArg::Hybrid => named(Method::Hybrid),
         }
     }
 }

@@ -193,6 +193,9 @@ fn bad_width_key(key: &str) -> Error {
 fn pruning_metadata(out: &mut Vec<MetadataEntry>, plan: &Plan) -> Result<()> {
     let s = &plan.options_summary;
     set(out, "dass.method", Value::string(s.method))?;
+    if let Some(auto) = &s.auto {
+        set(out, "dass.method_choice", Value::string(&auto.reason))?;
+    }
     set(out, "dass.pattern", Value::string(&s.pattern))?;
     set(out, "dass.sparsity", Value::F32(s.sparsity as f32))?;
     if let Some(alpha) = s.alpha {

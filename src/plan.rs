@@ -12,6 +12,7 @@ use std::fmt;
 
 use regex::Regex;
 
+use crate::auto::{self, AutoChoice};
 use crate::channels::{plan_channels, ChannelOptions, ChannelPlan, Cut};
 use crate::dequant::can_dequantize;
 use crate::error::{Error, Result};
@@ -45,10 +46,44 @@ impl Scope {
     }
 }
 
+/// The method asked for: one by name, or `auto` (the default), which reads the model's
+/// statistics to choose ([`crate::auto`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MethodChoice {
+    Auto,
+    Named(Method),
+}
+
+impl MethodChoice {
+    /// The name used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            MethodChoice::Auto => "auto",
+            MethodChoice::Named(m) => m.name(),
+        }
+    }
+
+    /// Whether the method reads activation statistics (an imatrix).
+    fn needs_statistics(self) -> bool {
+        match self {
+            MethodChoice::Auto => true,
+            MethodChoice::Named(m) => m.needs_statistics(),
+        }
+    }
+
+    /// Whether `--alpha` can matter (for `auto`: when it chooses a method that has it).
+    pub fn uses_alpha(self) -> bool {
+        match self {
+            MethodChoice::Auto => true,
+            MethodChoice::Named(m) => m.uses_alpha(),
+        }
+    }
+}
+
 /// Everything the user chose.
 #[derive(Debug, Clone)]
 pub struct Options {
-    pub method: Method,
+    pub method: MethodChoice,
     pub pattern: Pattern,
     /// Exponent on the down-projection activation norm in DaSS (docs/method.md "Scores": `alpha`).
     pub alpha: f32,
@@ -142,6 +177,9 @@ pub struct Plan {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct OptionsSummary {
     pub method: &'static str,
+    /// How `auto` chose the method, when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auto: Option<AutoChoice>,
     pub pattern: String,
     pub sparsity: f64,
     pub alpha: Option<f32>,
@@ -219,14 +257,34 @@ pub fn make_plan(
     check_options(opts)?;
     if opts.prune && opts.method.needs_statistics() && imatrix.is_none() {
         return Err(Error::Plan(format!(
-            "--method {} needs activation statistics: pass --imatrix FILE",
-            opts.method.name()
+            "--method {}{} needs activation statistics: pass --imatrix FILE (or choose \
+             --method magnitude)",
+            opts.method.name(),
+            if opts.method == MethodChoice::Auto {
+                " (the default)"
+            } else {
+                ""
+            }
         )));
     }
     let arch = model
         .get("general.architecture")
         .ok_or_else(|| Error::MissingKey("general.architecture".into()))?
         .as_str()?;
+    let (method, auto) = match (opts.method, imatrix) {
+        (MethodChoice::Named(m), _) => (m, None),
+        (MethodChoice::Auto, Some((im, _))) if opts.prune => {
+            let roles: Vec<TensorRole> = model
+                .tensors()
+                .iter()
+                .map(|(_, t)| classify(&arch, &t.name))
+                .collect();
+            let (m, why) = auto::choose(im, &roles, opts.pattern)?;
+            (m, Some(why))
+        }
+        // Nothing is zeroed (only channels are removed): no rule is used.
+        (MethodChoice::Auto, _) => (Method::Magnitude, None),
+    };
     let channels = match &opts.channels {
         Some(c) => Some(plan_channels(model, &arch, imatrix.map(|i| i.0), c)?),
         None => None,
@@ -249,7 +307,7 @@ pub fn make_plan(
                 names: &names,
                 channels: channels.as_ref(),
             };
-            Action::Prune(plan_tensor(&context, imatrix.map(|i| i.0), opts)?)
+            Action::Prune(plan_tensor(&context, imatrix.map(|i| i.0), method, opts)?)
         } else {
             Action::Copy
         };
@@ -264,7 +322,7 @@ pub fn make_plan(
         tensors: plans,
         metadata: Vec::new(),
         options_summary: if opts.prune {
-            summarise(opts)
+            summarise(opts, method, auto)
         } else {
             OptionsSummary::none()
         },
@@ -299,6 +357,7 @@ impl OptionsSummary {
     fn none() -> Self {
         OptionsSummary {
             method: "none",
+            auto: None,
             pattern: "none".into(),
             sparsity: 0.0,
             alpha: None,
@@ -359,6 +418,7 @@ fn selected(role: &TensorRole, name: &str, opts: &Options) -> bool {
 fn plan_tensor(
     t: &TensorContext<'_>,
     imatrix: Option<&Imatrix>,
+    method: Method,
     opts: &Options,
 ) -> Result<PruneStep> {
     let (info, role) = (t.info, t.role);
@@ -401,7 +461,7 @@ fn plan_tensor(
         )));
     }
     let shape = (ne[0] as usize, ne[1] as usize, ne[2] as usize);
-    let rule = rule_for(opts.method, opts.alpha, opts.pattern, t, shape, imatrix)?;
+    let rule = rule_for(method, opts.alpha, opts.pattern, t, shape, imatrix)?;
 
     let grouped = match rule.groups {
         Groups::Along(Axis::Row) => rule.cols,
@@ -413,7 +473,7 @@ fn plan_tensor(
         return Err(tensor_err(format!(
             "has {grouped} weights per matrix; {} compares a whole matrix at once, which is \
              supported up to 2^31 weights",
-            opts.method.name()
+            method.name()
         )));
     }
     if let Pattern::NM { n, m } = opts.pattern {
@@ -433,15 +493,16 @@ fn plan_tensor(
     })
 }
 
-fn summarise(opts: &Options) -> OptionsSummary {
+fn summarise(opts: &Options, method: Method, auto: Option<AutoChoice>) -> OptionsSummary {
     let nm = matches!(opts.pattern, Pattern::NM { .. });
     OptionsSummary {
-        method: opts.method.name(),
+        method: method.name(),
+        auto,
         pattern: pattern_name(opts.pattern),
         sparsity: pattern_sparsity(opts.pattern),
-        alpha: opts.method.uses_alpha().then_some(opts.alpha),
+        alpha: method.uses_alpha().then_some(opts.alpha),
         scope: opts.scope.name(),
-        nm_orientation_gate_up: nm.then_some(orientation(opts.method.gate_up_axis())),
+        nm_orientation_gate_up: nm.then_some(orientation(method.gate_up_axis())),
         nm_orientation_other: nm.then_some(orientation(Axis::Row)),
     }
 }
@@ -467,6 +528,9 @@ impl fmt::Display for Plan {
             s.scope,
             s.alpha.map(|a| format!(", alpha {a}")).unwrap_or_default()
         )?;
+        if let Some(auto) = &s.auto {
+            writeln!(f, "{}", auto.reason)?;
+        }
         if let Some(c) = &self.channels {
             if c.per_layer {
                 let total: usize = c.blocks.iter().map(|b| b.kept.len()).sum();

@@ -340,11 +340,13 @@ fn refusals_leave_nothing_behind() {
             vec!["--keep-ffn", "200"],
             vec!["between 1 and the model's 128"],
         ),
-        // 2:32 along the kept width of 80 (ffn_down's rows).
+        // 2:32 along the kept width of 80 (DaSS's groups on gate run along it).
         (
             &llama.0,
             Some(llama.1.clone()),
             vec![
+                "--method",
+                "dass",
                 "--keep-ffn",
                 "80",
                 "--width-multiple",

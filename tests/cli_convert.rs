@@ -1397,9 +1397,14 @@ fn dry_run_prints_the_plan_and_writes_nothing() {
     let text = String::from_utf8(res.stdout).unwrap();
     let f = GgufFile::open(&model(MOE)).unwrap();
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), f.header().tensors.len() + 2, "{text}");
+    // The plan line, auto's reason (the default method), a line per tensor and the total.
+    assert_eq!(lines.len(), f.header().tensors.len() + 3, "{text}");
     assert!(
         lines[0].starts_with("plan: method dass, pattern 2:4"),
+        "{text}"
+    );
+    assert!(
+        lines[1].starts_with("auto: v_down spread ") && lines[1].ends_with("N:M with M < 8: dass"),
         "{text}"
     );
     assert!(
@@ -1469,6 +1474,8 @@ fn report_agrees_with_the_output() {
         &model(LLAMA),
         Some(&imatrix(LLAMA)),
         &[
+            "--method",
+            "dass",
             "--pattern",
             "4:8",
             "--scope",
@@ -1486,6 +1493,8 @@ fn report_agrees_with_the_output() {
     let f = GgufFile::open(&out).unwrap();
 
     assert_eq!(rep["options"]["method"], "dass");
+    // A method named on the command line was not chosen by auto.
+    assert!(rep["options"].get("auto").is_none(), "{}", rep["options"]);
     assert_eq!(rep["options"]["pattern"], "4:8");
     assert_eq!(rep["options"]["sparsity"], 0.5);
     assert_eq!(rep["options"]["scope"], "all");
@@ -1651,7 +1660,8 @@ fn output_metadata_is_complete_and_typed() {
         Some(&imatrix(LLAMA)),
         &["--pattern", "2:4", "--quiet"],
     );
-    assert_ok(&res, "dass 2:4");
+    // The default method, auto, chooses dass for 2:4 on this fixture (its v_down spread is high).
+    assert_ok(&res, "auto 2:4");
     let m = meta(&out);
 
     // Every original key, in its original place, with its original type and bytes; only
@@ -1670,6 +1680,7 @@ fn output_metadata_is_complete_and_typed() {
     let added: Vec<(&str, Value)> = vec![
         ("dass.version", s(env!("CARGO_PKG_VERSION"))),
         ("dass.method", s("dass")),
+        ("dass.method_choice", value_of(&m, "dass.method_choice")),
         ("dass.pattern", s("2:4")),
         ("dass.sparsity", Value::F32(0.5)),
         ("dass.alpha", Value::F32(0.5)),
@@ -1694,6 +1705,14 @@ fn output_metadata_is_complete_and_typed() {
     for (k, v) in &added {
         assert_eq!(&value_of(&m, k), v, "{k}");
     }
+    let Value::String(why) = value_of(&m, "dass.method_choice") else {
+        panic!("dass.method_choice is not a string")
+    };
+    let why = String::from_utf8(why).unwrap();
+    assert!(
+        why.starts_with("auto: v_down spread ") && why.ends_with(": dass"),
+        "{why}"
+    );
     // No tensor added or removed, none renamed or reshaped.
     let (a, b) = (
         GgufFile::open(&model(LLAMA)).unwrap(),
@@ -1791,7 +1810,7 @@ fn output_metadata_types_as_gguf_py_reads_them() {
         dir.path(),
         &model(MOE),
         Some(&imatrix(MOE)),
-        &["--pattern", "4:8", "--quiet"],
+        &["--pattern", "4:8", "--method", "dass", "--quiet"],
     );
     assert_ok(&res, "moe 4:8");
     let script = r#"
