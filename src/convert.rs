@@ -13,6 +13,7 @@ use crate::hf::model::{checkpoint_files, HfModel};
 use crate::imatrix::{Imatrix, ImatrixFormat};
 use crate::imatrix_cut;
 use crate::out_type::OutType;
+use crate::output_file::write_whole;
 use crate::plan::{self, Plan};
 use crate::report::Report;
 use crate::source::Source;
@@ -160,7 +161,8 @@ impl Job {
             let json = serde_json::to_string_pretty(&report)
                 .map_err(|e| Error::Usage(format!("encoding the report: {e}")))?
                 + "\n";
-            std::fs::write(path, json).map_err(|e| Error::io(path, e))?;
+            let inputs: Vec<&Path> = self.inputs.iter().map(|p| p.as_path()).collect();
+            write_whole(path, json.as_bytes(), &inputs, true)?;
         }
         Ok(report)
     }

@@ -10,10 +10,24 @@ use crate::ggml_type::GgmlType;
 pub enum Error {
     /// An operating-system I/O failure, with the path it concerned. (The I/O error is part of
     /// the message, so it is not also a `source`: printing the chain would say it twice.)
-    #[error("{path}: {error}")]
+    #[error("{op} {}: {error}", path.display())]
     Io {
+        /// What was being done, as words that read before the path ("reading", "opening").
+        op: &'static str,
         path: PathBuf,
         error: std::io::Error,
+    },
+
+    /// The output's filesystem is full (or would be).
+    #[error("{}", no_space_message(path, *needed, *free, *before))]
+    NoSpace {
+        path: PathBuf,
+        /// Bytes the whole output takes.
+        needed: u64,
+        /// Bytes available to this user on the filesystem when writing began.
+        free: u64,
+        /// Whether this was found before writing began (then nothing was written).
+        before: bool,
     },
 
     /// An error inside a particular file. (`error` is part of the message, so it is not also
@@ -112,8 +126,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     /// Wraps an I/O error with the path it happened on.
-    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
+            op,
             path: path.into(),
             error: source,
         }
@@ -133,5 +148,42 @@ impl Error {
             Error::InFile { error, .. } | Error::Candidate { error, .. } => error.innermost(),
             other => other,
         }
+    }
+}
+
+fn no_space_message(path: &std::path::Path, needed: u64, free: u64, before: bool) -> String {
+    if before {
+        format!(
+            "writing {}: not enough space on its filesystem: the output needs {} ({needed} \
+             bytes), and only {} ({free} bytes) are free",
+            path.display(),
+            human_bytes(needed),
+            human_bytes(free)
+        )
+    } else {
+        format!(
+            "writing {}: no space left on its filesystem: the output needs {} ({needed} \
+             bytes), and {} ({free} bytes) were free when writing began (another writer or the filesystem's own overhead took the rest)",
+            path.display(),
+            human_bytes(needed),
+            human_bytes(free)
+        )
+    }
+}
+
+/// `bytes` in the unit a person reads (decimal, as `ls -lh --si` and `df -H` print):
+/// "1.27 GB".
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["bytes", "kB", "MB", "GB", "TB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit + 1 < UNITS.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} bytes")
+    } else {
+        format!("{value:.2} {}", UNITS[unit])
     }
 }

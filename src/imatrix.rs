@@ -11,15 +11,13 @@
 //! `values / ncall` (`.dat`, as llama-quantize does).
 
 use std::collections::{BTreeMap, HashSet};
-use std::fs::File;
 use std::path::Path;
-
-use memmap2::Mmap;
 
 use crate::error::{Error, Result};
 use crate::ggml_type::GgmlType;
 use crate::gguf::reader::in_file;
 use crate::gguf::{GgufHeader, TensorInfo, GGUF_MAGIC};
+use crate::mapped::MappedInput;
 
 /// Which file format an imatrix was read from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,9 +93,7 @@ const SUFFIX_SUM: &str = ".in_sum";
 impl Imatrix {
     /// Reads an imatrix file in either format (GGUF when it starts with the GGUF magic).
     pub fn open(path: &Path) -> Result<Self> {
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
-        // SAFETY: read-only map; see GgufFile::open.
-        let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
+        let map = MappedInput::open(path)?;
         Self::parse(&map).map_err(|e| in_file(path, e))
     }
 

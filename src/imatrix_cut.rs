@@ -4,15 +4,14 @@
 //! length differs from the tensor's rows, so this file is what it needs next. Every other entry,
 //! and all metadata, is copied unchanged.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::channels::ChannelPlan;
 use crate::error::{Error, Result};
 use crate::ggml_type::GgmlType;
-use crate::gguf::writer::temp_file_beside;
 use crate::gguf::{GgufLayout, GgufModel, GgufWriter, TensorSpec};
 use crate::imatrix::ImatrixFormat;
+use crate::output_file::write_whole;
 
 /// Where the cut imatrix goes by default: beside `output`, named after it, in the input's
 /// format (`model.gguf` → `model.imatrix.gguf` or `model.imatrix.dat`).
@@ -122,7 +121,7 @@ fn write_dat(
     inputs: &[&Path],
     overwrite: bool,
 ) -> Result<()> {
-    let bytes = std::fs::read(input).map_err(|e| Error::io(input, e))?;
+    let bytes = std::fs::read(input).map_err(|e| Error::io("reading", input, e))?;
     let bad = || Error::Imatrix(format!("{}: malformed legacy imatrix", input.display()));
     let i32_at = |pos: usize| -> Result<i32> {
         let b = bytes.get(pos..pos + 4).ok_or_else(bad)?;
@@ -152,9 +151,5 @@ fn write_dat(
     // The trailer (chunk count and dataset), if any, as it was.
     outb.extend_from_slice(&bytes[pos..]);
 
-    let mut tmp = temp_file_beside(out, inputs, overwrite)?;
-    tmp.write_all(&outb).map_err(|e| Error::io(out, e))?;
-    tmp.as_file().sync_all().map_err(|e| Error::io(out, e))?;
-    tmp.persist(out).map_err(|e| Error::io(out, e.error))?;
-    Ok(())
+    write_whole(out, &outb, inputs, overwrite)
 }

@@ -8,7 +8,6 @@ use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
-use memmap2::Mmap;
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -16,6 +15,7 @@ use crate::dequant::{can_dequantize, dequantize};
 use crate::error::{Error, Result};
 use crate::gguf::{GgufModel, TensorInfo, Value, GGUF_MAGIC};
 use crate::imatrix::{Imatrix, ImatrixFormat};
+use crate::mapped::MappedInput;
 use crate::plan::Zeroed;
 
 /// What kind of file a path holds, judged from its first bytes.
@@ -32,8 +32,8 @@ pub enum FileKind {
 /// else is tried as a legacy imatrix.
 pub fn detect(path: &Path) -> Result<FileKind> {
     let mut head = [0u8; 9];
-    let mut f = File::open(path).map_err(|e| Error::io(path, e))?;
-    let n = read_up_to(&mut f, &mut head).map_err(|e| Error::io(path, e))?;
+    let mut f = File::open(path).map_err(|e| Error::io("opening", path, e))?;
+    let n = read_up_to(&mut f, &mut head).map_err(|e| Error::io("reading", path, e))?;
     if n >= 4 && head[..4] == GGUF_MAGIC {
         let model = GgufModel::open(path)?;
         let is_imatrix = model
@@ -416,9 +416,7 @@ pub struct SafetensorsReport {
 
 /// Reads only the header of a safetensors file.
 pub fn inspect_safetensors(path: &Path) -> Result<SafetensorsReport> {
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    // SAFETY: read-only map; see GgufFile::open.
-    let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
+    let map = MappedInput::open(path)?;
     let (_, meta) = safetensors::SafeTensors::read_metadata(&map)
         .map_err(|e| Error::Safetensors(format!("{}: {e}", path.display())))?;
     let infos = meta.tensors();

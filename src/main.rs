@@ -9,9 +9,11 @@ use clap::{Parser, Subcommand};
 
 use dass_gguf::channels::{Allocation, ChannelOptions, ChannelScore, Keep};
 use dass_gguf::convert::{Job, Request};
+use dass_gguf::error::human_bytes;
 use dass_gguf::inspect;
 use dass_gguf::kernels::Pattern;
 use dass_gguf::out_type::OutType;
+use dass_gguf::output_file::{self, parent_dir};
 use dass_gguf::perplexity::Perplexity;
 use dass_gguf::plan::{self, MethodChoice, Scope};
 use dass_gguf::progress;
@@ -55,6 +57,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // A mapped input truncated underneath becomes an error naming it, not a silent SIGBUS.
+    dass_gguf::fault::install();
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -181,6 +185,10 @@ struct ConvertArgs {
     /// Replace the output file if it exists.
     #[arg(long)]
     force: bool,
+    /// First remove what killed runs of this tool left in the output's directory (temporary
+    /// files no live process holds).
+    #[arg(long)]
+    clean: bool,
 }
 
 #[derive(clap::Args)]
@@ -240,6 +248,10 @@ struct SweepArgs {
     /// Replace the --apply file if it exists.
     #[arg(long)]
     force: bool,
+    /// First remove what killed runs of this tool left beside --apply's file and in the
+    /// temporary directory (files and directories no live process holds).
+    #[arg(long)]
+    clean: bool,
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
@@ -303,6 +315,10 @@ fn grid(a: &SweepArgs) -> Result<Vec<String>> {
 
 fn sweep_command(a: SweepArgs) -> Result<()> {
     set_threads(a.threads)?;
+    match &a.apply {
+        Some(target) => leftovers(parent_dir(target), a.clean, a.quiet)?,
+        None => leftovers(&std::env::temp_dir(), a.clean, a.quiet)?,
+    }
     let mut strings = if a.no_grid { Vec::new() } else { grid(&a)? };
     strings.extend(a.candidates.iter().cloned());
     let candidates = strings
@@ -460,6 +476,49 @@ impl MethodArg {
     }
 }
 
+/// What killed runs left in `dir`: removed with `clean`, else named in a note (unless `quiet`).
+/// A directory that cannot be listed is left to the command's own error.
+fn leftovers(dir: &std::path::Path, clean: bool, quiet: bool) -> Result<()> {
+    let size = |l: &[output_file::Leftover]| human_bytes(l.iter().map(|x| x.bytes).sum());
+    let names = |l: &[output_file::Leftover]| {
+        l.iter()
+            .map(|x| x.path.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if clean && dir.is_dir() {
+        let removed = output_file::remove_leftovers(dir)?;
+        if !quiet && !removed.is_empty() {
+            eprintln!(
+                "removed {} file(s) left by killed runs ({}): {}",
+                removed.len(),
+                size(&removed),
+                names(&removed)
+            );
+        }
+    } else if !quiet && !clean {
+        let stale: Vec<_> = output_file::leftovers(dir)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|l| !l.live)
+            .collect();
+        if !stale.is_empty() {
+            eprintln!(
+                "note: {} holds {} left by killed runs of dass-gguf ({}): {}; --clean removes them",
+                dir.display(),
+                if stale.len() == 1 {
+                    "1 file".to_string()
+                } else {
+                    format!("{} files", stale.len())
+                },
+                size(&stale),
+                names(&stale)
+            );
+        }
+    }
+    Ok(())
+}
+
 fn set_threads(threads: Option<usize>) -> Result<()> {
     if let Some(n) = threads {
         rayon::ThreadPoolBuilder::new()
@@ -494,6 +553,7 @@ fn parse_pattern(s: &str) -> std::result::Result<(usize, usize), String> {
 
 fn convert_command(a: ConvertArgs) -> Result<()> {
     set_threads(a.threads)?;
+    leftovers(parent_dir(&a.output), a.clean, a.quiet)?;
     let (options, asked) = a.prune.options()?;
     let pruning_requested = a.imatrix.is_some() || asked;
     let job = Job::prepare(Request {

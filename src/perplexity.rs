@@ -61,7 +61,7 @@ impl Perplexity {
                     .into(),
             })?,
         };
-        std::fs::File::open(&text).map_err(|e| Error::io(&text, e))?;
+        std::fs::File::open(&text).map_err(|e| Error::io("opening", &text, e))?;
         if ctx < 16 {
             return Err(Error::Usage(format!(
                 "a context of {ctx} tokens is too short to measure perplexity"

@@ -13,9 +13,9 @@ use serde::Serialize;
 use crate::convert::{Job, Request};
 use crate::error::{Error, Result};
 use crate::execute::Progress;
-use crate::gguf::writer::{check_target, parent_dir};
 use crate::imatrix::ImatrixFormat;
 use crate::imatrix_cut;
+use crate::output_file::{check_target, parent_dir, sweep_dir_prefix};
 use crate::perplexity::{Measured, Perplexity};
 use crate::plan;
 
@@ -99,13 +99,13 @@ pub fn sweep(request: SweepRequest, steps: &dyn Steps) -> Result<Outcome> {
     // place), or to the system's temporary directory.
     let work = match request.apply.as_deref().map(parent_dir) {
         Some(dir) => tempfile::Builder::new()
-            .prefix(".dass-sweep.")
+            .prefix(&sweep_dir_prefix(true))
             .tempdir_in(dir)
-            .map_err(|e| Error::io(dir, e))?,
+            .map_err(|e| Error::io("creating a directory in", dir, e))?,
         None => tempfile::Builder::new()
-            .prefix("dass-sweep.")
+            .prefix(&sweep_dir_prefix(false))
             .tempdir()
-            .map_err(|e| Error::io(std::env::temp_dir(), e))?,
+            .map_err(|e| Error::io("creating a directory in", std::env::temp_dir(), e))?,
     };
     let model_path = |i: usize| work.path().join(format!("candidate-{i}.gguf"));
     // Every plan first: a candidate that cannot be made fails before hours of measuring.
@@ -158,7 +158,7 @@ pub fn sweep(request: SweepRequest, steps: &dyn Steps) -> Result<Outcome> {
         rows.push(Row {
             label: c.label.clone(),
             size_bytes: std::fs::metadata(&files.model)
-                .map_err(|e| Error::io(&files.model, e))?
+                .map_err(|e| Error::io("reading the size of", &files.model, e))?
                 .len(),
             measured,
             seconds: t0.elapsed().as_secs_f64(),
@@ -228,9 +228,9 @@ impl Files {
     fn place(&self, target: &Path) -> Result<()> {
         if let Some((format, im)) = &self.imatrix {
             let to = imatrix_cut::default_path(target, *format);
-            std::fs::rename(im, &to).map_err(|e| Error::io(&to, e))?;
+            std::fs::rename(im, &to).map_err(|e| Error::io("renaming", &to, e))?;
         }
-        std::fs::rename(&self.model, target).map_err(|e| Error::io(target, e))
+        std::fs::rename(&self.model, target).map_err(|e| Error::io("renaming", target, e))
     }
 }
 

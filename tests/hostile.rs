@@ -1695,13 +1695,10 @@ fn writer_dropped_before_commit_leaves_nothing() {
     let f = GgufFile::open(&input).unwrap();
     let out = dir.path().join("out.gguf");
 
-    // Dropped with nothing written.
+    // Dropped with nothing written. The file being written has no name at all (O_TMPFILE).
     let w = GgufWriter::create(&out, layout_of(&input), &[&input], false).unwrap();
-    assert_eq!(
-        dir_listing(dir.path()).len(),
-        2,
-        "the temporary file is there"
-    );
+    assert!(w.is_unnamed(), "this filesystem has O_TMPFILE");
+    assert_eq!(dir_listing(dir.path()), vec!["in.gguf"]);
     drop(w);
     assert_eq!(dir_listing(dir.path()), vec!["in.gguf"]);
 
@@ -1782,9 +1779,7 @@ fn writer_into_missing_or_unwritable_directory() {
     }
     fs::set_permissions(&ro, fs::Permissions::from_mode(0o755)).unwrap();
     assert_eq!(dir_listing(dir.path()), vec!["in.gguf", "ro"]);
-    // A full disk cannot be simulated here: mounting a tiny tmpfs needs mount rights, and
-    // /dev/full cannot be a target because the writer writes a temporary file beside the target
-    // and renames it. Not tested.
+    // A full disk: tests/faults.rs, on a small tmpfs mounted in a user namespace.
 }
 
 #[test]
@@ -1929,4 +1924,38 @@ fn write_fuzz_seeds() {
     let mut no_trailer = Dat::valid();
     no_trailer.trailer = None;
     fs::write(imatrix.join("legacy_no_trailer.dat"), no_trailer.build()).unwrap();
+}
+
+#[test]
+fn the_unnamed_output_is_written_with_direct_io_where_a_named_file_would_be() {
+    use std::os::unix::fs::OpenOptionsExt;
+    // A directory on the disk the build is on (the system's temporary directory may be a
+    // tmpfs, where direct I/O depends on the kernel).
+    let base = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let dir = tempfile::tempdir_in(base).unwrap();
+    let (input, _) = input_file(dir.path());
+    let probe = dir.path().join("probe");
+    let direct_ok = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(&probe)
+        .is_ok();
+    std::fs::remove_file(&probe).ok();
+    let out = dir.path().join("out.gguf");
+    let f = GgufFile::open(&input).unwrap();
+    let mut w = GgufWriter::create(&out, layout_of(&input), &[&input], false).unwrap();
+    assert!(w.is_unnamed());
+    assert_eq!(
+        w.is_direct(),
+        direct_ok,
+        "direct I/O on a named file: {direct_ok}"
+    );
+    eprintln!("unnamed output, direct I/O {}", w.is_direct());
+    for i in 0..f.header().tensors.len() {
+        w.write_tensor(f.tensor_data(i)).unwrap();
+    }
+    w.commit().unwrap();
+    assert_eq!(dir_listing(dir.path()), vec!["in.gguf", "out.gguf"]);
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&input).unwrap());
 }

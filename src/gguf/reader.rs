@@ -7,16 +7,14 @@
 //! [`GgufFile`] adds the memory map.
 
 use std::collections::HashSet;
-use std::fs::File;
 use std::path::{Path, PathBuf};
-
-use memmap2::Mmap;
 
 use super::cursor::Cursor;
 use super::value::{decode_value, read_string, skip_value, Value, ValueType};
 use super::{align_up, DEFAULT_ALIGNMENT, GGUF_MAGIC, MAX_DIMS, MAX_NAME_LEN};
 use crate::error::{Error, Result};
 use crate::ggml_type::{GgmlType, TypeId};
+use crate::mapped::MappedInput;
 
 /// One metadata key with its value exactly as encoded in the file.
 #[derive(Debug, Clone, PartialEq)]
@@ -444,17 +442,14 @@ fn check_offsets(
 #[derive(Debug)]
 pub struct GgufFile {
     path: PathBuf,
-    map: Mmap,
+    map: MappedInput,
     header: GgufHeader,
 }
 
 impl GgufFile {
     /// Maps and parses the file at `path`.
     pub fn open(path: &Path) -> Result<Self> {
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
-        // SAFETY: the map is read-only. Another process truncating the file while we read it
-        // could fault; that is the accepted risk of memory-mapping model files, as llama.cpp does.
-        let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
+        let map = MappedInput::open(path)?;
         let header = GgufHeader::parse(&map).map_err(|e| in_file(path, e))?;
         Ok(GgufFile {
             path: path.to_path_buf(),
@@ -487,8 +482,7 @@ impl GgufFile {
 
     /// Asks the kernel to read ahead sequentially (a hint; failures are ignored).
     pub fn advise_sequential(&self) {
-        #[cfg(unix)]
-        let _ = self.map.advise(memmap2::Advice::Sequential);
+        self.map.advise_sequential();
     }
 }
 

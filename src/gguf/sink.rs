@@ -102,7 +102,6 @@ impl Sink {
     }
 
     /// Whether full buffers are written with direct I/O.
-    #[cfg(test)]
     pub(crate) fn is_direct(&self) -> bool {
         self.direct
     }

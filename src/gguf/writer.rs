@@ -3,18 +3,15 @@
 //! The layout (every offset) is computed before a byte is written; then the header, metadata
 //! and tensor infos go out, and each tensor's bytes follow in info order, padded to the
 //! alignment after every tensor (the last one too, as ggml and gguf-py do). Nothing but the
-//! current chunk is held in memory. The file is written under a temporary name in the
-//! target's directory and renamed into place only by [`GgufWriter::commit`], after an fsync;
-//! dropping an uncommitted writer deletes the temporary file, so a failure never leaves a
-//! partial output behind. The bytes go out through [`Sink`](super::sink), which writes from a
+//! current chunk is held in memory. The file gets its name only in [`GgufWriter::commit`],
+//! after an fsync ([`PendingFile`]: unnamed until then where the filesystem allows, else a
+//! temporary name that dropping deletes), so a failure never leaves a partial output behind. The bytes go out through [`Sink`](super::sink), which writes from a
 //! background thread with direct I/O where it can.
 
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::Write;
-use std::path::{Path, PathBuf};
-
-use tempfile::NamedTempFile;
+use std::path::Path;
 
 use super::reader::{GgufHeader, MetadataEntry, TensorInfo};
 use super::sink::Sink;
@@ -22,6 +19,7 @@ use super::value::ValueType;
 use super::{align_up, DEFAULT_ALIGNMENT, GGUF_MAGIC, MAX_DIMS, MAX_NAME_LEN};
 use crate::error::{Error, Result};
 use crate::ggml_type::GgmlType;
+use crate::output_file::PendingFile;
 
 /// The version this tool writes.
 pub const WRITE_VERSION: u32 = 3;
@@ -248,92 +246,80 @@ fn same_file(_a: &std::fs::Metadata, _b: &std::fs::Metadata) -> bool {
 /// Writes one GGUF file, tensor by tensor, atomically.
 pub struct GgufWriter {
     layout: GgufLayout,
-    target: PathBuf,
-    overwrite: bool,
-    /// Declared before `tmp`, so it is dropped (its thread stopped) before the file is removed.
+    /// Declared before `file`, so it is dropped (its thread stopped) before the file is.
     out: Sink,
-    tmp: NamedTempFile,
+    file: PendingFile,
+    /// Bytes free on the output's filesystem when writing began.
+    free_at_start: Option<u64>,
     /// Index of the tensor being written.
     current: usize,
     /// Bytes of the current tensor written so far.
     written: u64,
 }
 
-/// Fails when `target` is one of `inputs`, or exists and `overwrite` is false: the checks
-/// before anything is written to `target`.
-pub fn check_target(target: &Path, inputs: &[&Path], overwrite: bool) -> Result<()> {
-    check_not_an_input(target, inputs)?;
-    if !overwrite && target.exists() {
-        return Err(Error::io(
-            target,
-            std::io::Error::new(std::io::ErrorKind::AlreadyExists, "output file exists"),
-        ));
-    }
-    Ok(())
-}
-
-/// The directory `path` is in (`.` for a bare file name).
-pub fn parent_dir(path: &Path) -> &Path {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    }
-}
-
-/// A temporary file beside `target` (`.NAME.XXXXXX.partial`, mode 0666 less the umask) that
-/// becomes `target` only when persisted; dropped, it is deleted. Fails when `target` is one of
-/// `inputs`, or exists and `overwrite` is false. Every output this tool writes goes through it.
-pub fn temp_file_beside(
-    target: &Path,
-    inputs: &[&Path],
-    overwrite: bool,
-) -> Result<tempfile::NamedTempFile> {
-    check_target(target, inputs, overwrite)?;
-    let dir = parent_dir(target);
-    let stem = target
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "out.gguf".into());
-    let prefix = format!(".{stem}.");
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(&prefix).suffix(".partial");
-    // tempfile's default 0600 suits secrets, not models: ask for 0666 so the umask decides,
-    // as it does for files cp or llama-quantize write.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        builder.permissions(std::fs::Permissions::from_mode(0o666));
-    }
-    builder.tempfile_in(dir).map_err(|e| Error::io(dir, e))
-}
-
 impl GgufWriter {
-    /// Starts writing `layout` to a temporary file beside `target`. Fails when `target` is one
-    /// of `inputs`, or exists and `overwrite` is false.
+    /// Starts writing `layout` to a file that becomes `target` only when committed (see
+    /// [`PendingFile`]). Fails when `target` is one of `inputs`, exists and `overwrite` is
+    /// false, or when its filesystem has less space free than the file needs.
     pub fn create(
         target: &Path,
         layout: GgufLayout,
         inputs: &[&Path],
         overwrite: bool,
     ) -> Result<Self> {
-        let tmp = temp_file_beside(target, inputs, overwrite)?;
-        let mut out = Sink::new(tmp.as_file(), true).map_err(|e| Error::io(target, e))?;
-        let header = layout.encode_header();
-        out.write_all(&header).map_err(|e| Error::io(target, e))?;
-        Ok(GgufWriter {
+        let file = PendingFile::create(target, inputs, overwrite)?;
+        let free_at_start = free_space(file.file());
+        if let Some(free) = free_at_start.filter(|&f| f < layout.total_len) {
+            return Err(Error::NoSpace {
+                path: target.to_path_buf(),
+                needed: layout.total_len,
+                free,
+                before: true,
+            });
+        }
+        let out = Sink::new(file.file(), true).map_err(|e| Error::io("writing", target, e))?;
+        let mut w = GgufWriter {
             layout,
-            target: target.to_path_buf(),
-            overwrite,
             out,
-            tmp,
+            file,
+            free_at_start,
             current: 0,
             written: 0,
-        })
+        };
+        let header = w.layout.encode_header();
+        w.out.write_all(&header).map_err(|e| w.write_error(e))?;
+        Ok(w)
     }
 
     /// The layout being written.
     pub fn layout(&self) -> &GgufLayout {
         &self.layout
+    }
+
+    /// Whether the output is an unnamed file until committed (`O_TMPFILE`); else it has a
+    /// temporary name beside the target.
+    pub fn is_unnamed(&self) -> bool {
+        self.file.is_unnamed()
+    }
+
+    /// Whether the bytes go out with direct I/O.
+    pub fn is_direct(&self) -> bool {
+        self.out.is_direct()
+    }
+
+    /// A failed write, said helpfully: a full filesystem with the sizes that matter.
+    fn write_error(&self, e: std::io::Error) -> Error {
+        let target = self.file.target();
+        let full = matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT));
+        match self.free_at_start {
+            Some(free) if full => Error::NoSpace {
+                path: target.to_path_buf(),
+                needed: self.layout.total_len,
+                free,
+                before: false,
+            },
+            _ => Error::io("writing", target, e),
+        }
     }
 
     /// Appends `bytes` to the current tensor's data.
@@ -349,9 +335,9 @@ impl GgufWriter {
                 self.written + bytes.len() as u64
             )));
         }
-        self.out
-            .write_all(bytes)
-            .map_err(|e| Error::io(&self.target, e))?;
+        if let Err(e) = self.out.write_all(bytes) {
+            return Err(self.write_error(e));
+        }
         self.written += bytes.len() as u64;
         Ok(())
     }
@@ -369,9 +355,9 @@ impl GgufWriter {
         }
         let padded = align_up(t.n_bytes, self.layout.alignment).unwrap_or(t.n_bytes);
         let zeros = vec![0u8; (padded - t.n_bytes) as usize];
-        self.out
-            .write_all(&zeros)
-            .map_err(|e| Error::io(&self.target, e))?;
+        if let Err(e) = self.out.write_all(&zeros) {
+            return Err(self.write_error(e));
+        }
         self.current += 1;
         self.written = 0;
         Ok(())
@@ -383,7 +369,7 @@ impl GgufWriter {
         self.finish_tensor()
     }
 
-    /// Flushes, fsyncs and renames the file into place. Only now does `target` change.
+    /// Flushes, fsyncs and gives the file its name. Only now does `target` change.
     pub fn commit(self) -> Result<()> {
         if self.current != self.layout.tensors.len() {
             return Err(Error::WriterState(format!(
@@ -392,28 +378,39 @@ impl GgufWriter {
                 self.layout.tensors.len()
             )));
         }
-        let target = self.target;
-        self.out.finish().map_err(|e| Error::io(&target, e))?;
-        let tmp = self.tmp;
-        tmp.as_file()
-            .sync_all()
-            .map_err(|e| Error::io(&target, e))?;
-        let persisted = if self.overwrite {
-            tmp.persist(&target)
-        } else {
-            tmp.persist_noclobber(&target)
-        };
-        persisted.map_err(|e| Error::io(&target, e.error))?;
-        sync_parent_dir(&target);
-        Ok(())
+        let GgufWriter {
+            out,
+            file,
+            free_at_start,
+            layout,
+            ..
+        } = self;
+        if let Err(e) = out.finish() {
+            let full = matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT));
+            return Err(match free_at_start {
+                Some(free) if full => Error::NoSpace {
+                    path: file.target().to_path_buf(),
+                    needed: layout.total_len,
+                    free,
+                    before: false,
+                },
+                _ => Error::io("writing", file.target(), e),
+            });
+        }
+        file.commit()
     }
 }
 
-/// Makes the rename durable; best effort, as not every filesystem allows fsync on a directory.
-fn sync_parent_dir(target: &Path) {
-    if let Some(dir) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
+/// Bytes an unprivileged user may still write on the filesystem holding `file`; `None` where
+/// the system cannot say.
+pub fn free_space(file: &File) -> Option<u64> {
+    use std::os::unix::io::AsRawFd;
+    // SAFETY: a zeroed statvfs is valid output space; the fd is open.
+    unsafe {
+        let mut st: libc::statvfs = std::mem::zeroed();
+        if libc::fstatvfs(file.as_raw_fd(), &mut st) != 0 {
+            return None;
         }
+        Some((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
     }
 }

@@ -231,7 +231,7 @@ impl HfConfig {
     /// Reads `dir/config.json` and checks the checkpoint is one this tool converts.
     pub fn open(dir: &Path) -> Result<Self> {
         let path = dir.join("config.json");
-        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io("reading", &path, e))?;
         let raw: Map<String, Json> = serde_json::from_str(&text)
             .map_err(|e| Error::checkpoint(&path, format!("not a JSON object: {e}")))?;
         let bad = |msg: String| Error::checkpoint(&path, msg);

@@ -29,8 +29,8 @@ pub struct HfModel {
 /// output must not be.
 pub fn checkpoint_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
-        let path = entry.map_err(|e| Error::io(dir, e))?.path();
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io("listing", dir, e))? {
+        let path = entry.map_err(|e| Error::io("listing", dir, e))?.path();
         if path.is_file() {
             files.push(path);
         }

@@ -227,7 +227,7 @@ fn titlecase_special(c: char) -> std::result::Result<Option<&'static str>, Strin
 // Files
 
 pub(super) fn read_json(path: &Path) -> Result<Json> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = std::fs::read(path).map_err(|e| Error::io("reading", path, e))?;
     serde_json::from_slice(&bytes)
         .map_err(|e| Error::checkpoint(path, format!("invalid JSON: {e}")))
 }
@@ -251,7 +251,7 @@ pub(super) fn read_json_object_if_file(path: &Path) -> Result<Option<Map<String,
 /// A text file as Python's `open(path, encoding="utf-8").read()` returns it: universal
 /// newlines (`\r\n` and `\r` become `\n`).
 pub(super) fn read_text_py(path: &Path) -> Result<String> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = std::fs::read(path).map_err(|e| Error::io("reading", path, e))?;
     let text = String::from_utf8(bytes).map_err(|_| Error::checkpoint(path, "not valid UTF-8"))?;
     Ok(if text.contains('\r') {
         text.replace("\r\n", "\n").replace('\r', "\n")
@@ -304,7 +304,7 @@ impl<'de> Deserialize<'de> for OrderedObject {
 }
 
 pub(super) fn read_ordered_object(path: &Path) -> Result<Vec<(String, Json)>> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = std::fs::read(path).map_err(|e| Error::io("reading", path, e))?;
     serde_json::from_slice::<OrderedObject>(&bytes)
         .map(|o| o.0)
         .map_err(|e| Error::checkpoint(path, e.to_string()))

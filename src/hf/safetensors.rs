@@ -7,13 +7,11 @@
 //! with `from_le_bytes`, never by casting the slice.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::File;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use memmap2::Mmap;
-
 use crate::error::{Error, Result};
+use crate::mapped::MappedInput;
 
 /// The index file of a sharded checkpoint.
 pub const INDEX_FILE: &str = "model.safetensors.index.json";
@@ -72,7 +70,7 @@ impl StTensor {
 
 struct Shard {
     path: PathBuf,
-    map: Mmap,
+    map: MappedInput,
 }
 
 /// The tensors of a checkpoint: shards in the order their names sort, tensors in the order of
@@ -92,10 +90,10 @@ impl Safetensors {
             return Self::open_index(&index);
         }
         // Without an index, llama.cpp's converter takes every model*.safetensors, sorted.
-        let listing = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+        let listing = std::fs::read_dir(dir).map_err(|e| Error::io("listing", dir, e))?;
         let mut parts = Vec::new();
         for entry in listing {
-            let entry = entry.map_err(|e| Error::io(dir, e))?;
+            let entry = entry.map_err(|e| Error::io("listing", dir, e))?;
             let name = entry.file_name().to_string_lossy().into_owned();
             if name.starts_with("model") && name.ends_with(".safetensors") {
                 parts.push(name);
@@ -114,7 +112,7 @@ impl Safetensors {
 
     /// Opens a sharded checkpoint from its index file.
     pub fn open_index(index: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(index).map_err(|e| Error::io(index, e))?;
+        let text = std::fs::read_to_string(index).map_err(|e| Error::io("reading", index, e))?;
         let json: serde_json::Value = serde_json::from_str(&text)
             .map_err(|e| Error::Safetensors(format!("{}: {e}", index.display())))?;
         let weight_map = json
@@ -166,10 +164,7 @@ impl Safetensors {
         let mut tensors = Vec::new();
         let mut by_name = HashMap::new();
         for (k, path) in paths.iter().enumerate() {
-            let file = File::open(path).map_err(|e| Error::io(path, e))?;
-            // SAFETY: a read-only private map of a file we do not write; as for GGUF inputs, a
-            // concurrent writer of the checkpoint is outside what this tool guards against.
-            let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
+            let map = MappedInput::open(path)?;
             let (header_len, meta) = safetensors::SafeTensors::read_metadata(&map)
                 .map_err(|e| Error::Safetensors(format!("{}: {e}", path.display())))?;
             let data_start = 8 + header_len;

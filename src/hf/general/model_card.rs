@@ -92,7 +92,7 @@ pub(super) fn load_model_card(dir: &Path) -> Result<Py> {
     if !dir.is_dir() || !path.is_file() {
         return Ok(Py::Dict(Vec::new()));
     }
-    let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+    let bytes = std::fs::read(&path).map_err(|e| Error::io("reading", &path, e))?;
     let text = String::from_utf8(bytes).map_err(|e| {
         Error::checkpoint(
             &path,

@@ -791,7 +791,7 @@ fn extra_special_tokens(tc_path: &Path, tc: &Map<String, Json>) -> Result<Vec<(S
     struct Order {
         extra_special_tokens: OrderedObject,
     }
-    let text = std::fs::read(tc_path).map_err(|e| Error::io(tc_path, e))?;
+    let text = std::fs::read(tc_path).map_err(|e| Error::io("reading", tc_path, e))?;
     let order: Order =
         serde_json::from_slice(&text).map_err(|e| Error::checkpoint(tc_path, e.to_string()))?;
     let mut out = Vec::new();

@@ -200,7 +200,7 @@ impl SpPiece {
 }
 
 fn load_sentencepiece(path: &Path) -> Result<Vec<SpPiece>> {
-    let data = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let data = std::fs::read(path).map_err(|e| Error::io("reading", path, e))?;
     parse_sentencepiece(&data).map_err(|m| {
         Error::checkpoint(
             path,

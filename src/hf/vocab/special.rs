@@ -527,9 +527,10 @@ fn chat_template_alt(dir: &Path) -> Result<Json> {
         let mut extra = Vec::new();
         if extra_dir.is_dir() {
             // read_dir yields entries in the same readdir order as Python's glob.
-            let entries = std::fs::read_dir(&extra_dir).map_err(|e| Error::io(&extra_dir, e))?;
+            let entries =
+                std::fs::read_dir(&extra_dir).map_err(|e| Error::io("listing", &extra_dir, e))?;
             for entry in entries {
-                let entry = entry.map_err(|e| Error::io(&extra_dir, e))?;
+                let entry = entry.map_err(|e| Error::io("listing", &extra_dir, e))?;
                 let path = entry.path();
                 let name = entry.file_name();
                 if !name.to_string_lossy().ends_with(".jinja") {
