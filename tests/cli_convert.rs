@@ -1754,11 +1754,17 @@ fn output_metadata_is_complete_and_typed() {
         );
     }
     assert_eq!(value_of(&m2, "dass.sparsity"), Value::F32(0.3));
+    // --include is recorded as given (and --exclude, not given, is absent).
+    assert_eq!(
+        value_of(&m2, "dass.include"),
+        Value::Array(ValueType::String, vec![s("blk\\.0\\.")])
+    );
     assert_eq!(value_of(&m2, "dass.pattern"), s("unstructured"));
     for k in [
         "dass.alpha",
         "dass.nm_groups.gate_up",
         "dass.nm_groups.other",
+        "dass.exclude",
     ] {
         assert!(m2.iter().all(|kv| kv.key != k), "{k} present");
     }
