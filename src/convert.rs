@@ -16,6 +16,7 @@ use crate::out_type::OutType;
 use crate::plan::{self, Plan};
 use crate::report::Report;
 use crate::source::Source;
+use crate::verify::{self, Verdict};
 
 /// What the user asked `convert` to do.
 #[derive(Debug, Clone)]
@@ -125,7 +126,7 @@ impl Job {
     }
 
     /// Writes the output (and the report, when asked for) and returns the report.
-    pub fn run(self, progress: &dyn Progress) -> Result<Report> {
+    pub fn run(&self, progress: &dyn Progress) -> Result<Report> {
         let r = &self.request;
         let inputs: Vec<&Path> = self.inputs.iter().map(|p| p.as_path()).collect();
         let outcome = execute(
@@ -163,6 +164,14 @@ impl Job {
             std::fs::write(path, json).map_err(|e| Error::io(path, e))?;
         }
         Ok(report)
+    }
+}
+
+impl Job {
+    /// Checks the written output against its own metadata and against the input (`verify`,
+    /// docs/method.md "Checking an output: verify"); call after [`Job::run`].
+    pub fn verify(&self, progress: &dyn Progress) -> Result<Verdict> {
+        verify::verify(&self.request.output, Some(&self.model), progress)
     }
 }
 
