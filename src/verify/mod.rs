@@ -1,5 +1,6 @@
 //! `verify`: reads a file `convert` wrote and checks what its `dass.*` metadata claims
-//! (docs/method.md "Checking an output: verify").
+//! (docs/method.md "Checking an output: verify"; the exit codes and the command line are in
+//! src/main.rs).
 //!
 //! - The layout: the reader parses it (tensor data in bounds, aligned, contiguous; every shard
 //!   of a split model). A file it refuses is an error, not a verdict.
