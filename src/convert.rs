@@ -168,6 +168,12 @@ impl Job {
 }
 
 impl Job {
+    /// Whether the output will record anything `verify` can check (weights zeroed or channels
+    /// removed); a checkpoint converted without pruning options records nothing.
+    pub fn makes_claims(&self) -> bool {
+        self.plan.options_summary.method != "none" || self.plan.channels.is_some()
+    }
+
     /// Checks the written output against its own metadata and against the input (`verify`,
     /// docs/method.md "Checking an output: verify"); call after [`Job::run`].
     pub fn verify(&self, progress: &dyn Progress) -> Result<Verdict> {

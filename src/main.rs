@@ -569,6 +569,12 @@ fn convert_command(a: ConvertArgs) -> Result<ExitCode> {
         dry_run: a.dry_run,
         force: a.force,
     })?;
+    if a.verify && !job.makes_claims() {
+        anyhow::bail!(
+            "--verify checks what pruning or --keep-ffn records; this conversion prunes nothing \
+             (give pruning options, or drop --verify)"
+        );
+    }
     if a.dry_run {
         let mut out = std::io::stdout().lock();
         write!(out, "{}", job.plan())?;
