@@ -17,6 +17,7 @@ use crate::output_file::write_whole;
 use crate::plan::{self, Plan};
 use crate::report::Report;
 use crate::source::Source;
+use crate::verify::{self, Verdict};
 
 /// What the user asked `convert` to do.
 #[derive(Debug, Clone)]
@@ -126,7 +127,7 @@ impl Job {
     }
 
     /// Writes the output (and the report, when asked for) and returns the report.
-    pub fn run(self, progress: &dyn Progress) -> Result<Report> {
+    pub fn run(&self, progress: &dyn Progress) -> Result<Report> {
         let r = &self.request;
         let inputs: Vec<&Path> = self.inputs.iter().map(|p| p.as_path()).collect();
         let outcome = execute(
@@ -165,6 +166,20 @@ impl Job {
             write_whole(path, json.as_bytes(), &inputs, true)?;
         }
         Ok(report)
+    }
+}
+
+impl Job {
+    /// Whether the output will record anything `verify` can check (weights zeroed or channels
+    /// removed); a checkpoint converted without pruning options records nothing.
+    pub fn makes_claims(&self) -> bool {
+        self.plan.options_summary.method != "none" || self.plan.channels.is_some()
+    }
+
+    /// Checks the written output against its own metadata and against the input (`verify`,
+    /// docs/method.md "Checking an output: verify"); call after [`Job::run`].
+    pub fn verify(&self, progress: &dyn Progress) -> Result<Verdict> {
+        verify::verify(&self.request.output, Some(&self.model), progress)
     }
 }
 

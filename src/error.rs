@@ -116,6 +116,10 @@ pub enum Error {
     #[error("candidate '{label}': {error}")]
     Candidate { label: String, error: Box<Error> },
 
+    /// A file `verify` cannot check: it holds no `dass.*` metadata, so it claims nothing.
+    #[error("{0}")]
+    Unverifiable(String),
+
     /// A llama.cpp tool that is missing, fails, or prints what cannot be read.
     #[error("{}: {message}", tool.display())]
     Tool { tool: PathBuf, message: String },

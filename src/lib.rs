@@ -30,5 +30,6 @@ pub mod rules;
 pub mod scores;
 pub mod source;
 pub mod sweep;
+pub mod verify;
 
 pub use error::{Error, Result};

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use dass_gguf::channels::{Allocation, ChannelOptions, ChannelScore, Keep};
 use dass_gguf::convert::{Job, Request};
 use dass_gguf::error::human_bytes;
+use dass_gguf::gguf::GgufModel;
 use dass_gguf::inspect;
 use dass_gguf::kernels::Pattern;
 use dass_gguf::out_type::OutType;
@@ -18,7 +19,9 @@ use dass_gguf::perplexity::Perplexity;
 use dass_gguf::plan::{self, MethodChoice, Scope};
 use dass_gguf::progress;
 use dass_gguf::rules::Method;
+use dass_gguf::source::Source;
 use dass_gguf::sweep::{self, Candidate, SweepRequest};
+use dass_gguf::verify;
 
 #[derive(Parser)]
 #[command(
@@ -54,14 +57,34 @@ enum Command {
         #[arg(long, short)]
         quiet: bool,
     },
+    /// Check a file convert wrote against what its dass.* metadata claims (and, with
+    /// --against, against the input it was made from). Exit code 1 when anything is not so.
+    Verify {
+        /// The file. For a split model, any one of its shards.
+        file: PathBuf,
+        /// The input the file was made from (GGUF; any shard of a split model): then every
+        /// changed weight must be a zero, and everything not pruned must be the input's.
+        #[arg(long)]
+        against: Option<PathBuf>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        /// No progress bar.
+        #[arg(long, short)]
+        quiet: bool,
+    },
 }
+
+/// Exit code when `verify` (or `convert --verify`) finds the file is not what it claims;
+/// errors (unreadable files, bad arguments) exit with 2.
+const EXIT_VIOLATIONS: u8 = 1;
 
 fn main() -> ExitCode {
     // A mapped input truncated underneath becomes an error naming it, not a silent SIGBUS.
     dass_gguf::fault::install();
     let cli = Cli::parse();
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             // A closed pipe (`| head`) is not an error worth reporting.
             if e.chain().any(|c| {
@@ -76,17 +99,52 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> Result<()> {
+fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Convert(args) => convert_command(*args),
-        Command::Sweep(args) => sweep_command(*args),
+        Command::Sweep(args) => sweep_command(*args).map(|()| ExitCode::SUCCESS),
         Command::Inspect {
             file,
             json,
             zeros,
             quiet,
-        } => inspect_command(&file, json, zeros, quiet),
+        } => inspect_command(&file, json, zeros, quiet).map(|()| ExitCode::SUCCESS),
+        Command::Verify {
+            file,
+            against,
+            json,
+            quiet,
+        } => verify_command(&file, against.as_deref(), json, quiet),
     }
+}
+
+fn verify_command(
+    file: &std::path::Path,
+    against: Option<&std::path::Path>,
+    json: bool,
+    quiet: bool,
+) -> Result<ExitCode> {
+    let input = match against {
+        Some(p) if p.is_dir() => anyhow::bail!(
+            "--against {}: a directory; verify compares with a GGUF input (convert --verify \
+             checks an output made from a checkpoint)",
+            p.display()
+        ),
+        Some(p) => Some(Source::Gguf(GgufModel::open(p)?)),
+        None => None,
+    };
+    let bar = progress::ConvertBar::new(quiet);
+    let verdict = verify::verify(file, input.as_ref(), &bar);
+    bar.0.finish_and_clear();
+    let verdict = verdict?;
+    let mut out = std::io::stdout().lock();
+    out.write_all(verdict.render(json)?.as_bytes())?;
+    out.flush()?;
+    Ok(if verdict.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_VIOLATIONS)
+    })
 }
 
 fn inspect_command(file: &std::path::Path, json: bool, zeros: bool, quiet: bool) -> Result<()> {
@@ -189,6 +247,10 @@ struct ConvertArgs {
     /// files no live process holds).
     #[arg(long)]
     clean: bool,
+    /// After writing, check the output against its metadata and the input (as `verify
+    /// --against`); on a violation, exit 1 and leave the output in place for inspection.
+    #[arg(long, conflicts_with = "dry_run")]
+    verify: bool,
 }
 
 #[derive(clap::Args)]
@@ -551,14 +613,14 @@ fn parse_pattern(s: &str) -> std::result::Result<(usize, usize), String> {
     Ok((n, m))
 }
 
-fn convert_command(a: ConvertArgs) -> Result<()> {
+fn convert_command(a: ConvertArgs) -> Result<ExitCode> {
     set_threads(a.threads)?;
     leftovers(parent_dir(&a.output), a.clean, a.quiet)?;
     let (options, asked) = a.prune.options()?;
     let pruning_requested = a.imatrix.is_some() || asked;
     let job = Job::prepare(Request {
         input: a.input,
-        output: a.output,
+        output: a.output.clone(),
         imatrix: a.imatrix,
         options,
         pruning_requested,
@@ -567,11 +629,17 @@ fn convert_command(a: ConvertArgs) -> Result<()> {
         dry_run: a.dry_run,
         force: a.force,
     })?;
+    if a.verify && !job.makes_claims() {
+        anyhow::bail!(
+            "--verify checks what pruning or --keep-ffn records; this conversion prunes nothing \
+             (give pruning options, or drop --verify)"
+        );
+    }
     if a.dry_run {
         let mut out = std::io::stdout().lock();
         write!(out, "{}", job.plan())?;
         out.flush()?;
-        return Ok(());
+        return Ok(ExitCode::SUCCESS);
     }
 
     let bar = progress::ConvertBar::new(a.quiet);
@@ -580,5 +648,28 @@ fn convert_command(a: ConvertArgs) -> Result<()> {
     if !a.quiet {
         eprint!("{report}");
     }
-    Ok(())
+    if !a.verify {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let bar = progress::ConvertBar::new(a.quiet);
+    let verdict = job.verify(&bar);
+    bar.0.finish_and_clear();
+    let verdict = verdict?;
+    if verdict.ok() {
+        if !a.quiet {
+            eprintln!(
+                "verified: {} pruned tensors, {} groups, no violations",
+                verdict.pruned_tensors, verdict.groups_checked
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    eprint!("{verdict}");
+    eprintln!(
+        "error: {} is not what its metadata says ({} violations); it was left in place for \
+         inspection: please report this as a bug",
+        a.output.display(),
+        verdict.violations
+    );
+    Ok(ExitCode::from(EXIT_VIOLATIONS))
 }

@@ -202,6 +202,14 @@ fn pruning_metadata(out: &mut Vec<MetadataEntry>, plan: &Plan) -> Result<()> {
         set(out, "dass.alpha", Value::F32(alpha))?;
     }
     set(out, "dass.scope", Value::string(s.scope))?;
+    // The regexes that narrowed the scope, so that the set of pruned tensors can be told from
+    // the file alone (`verify`); absent when none were given.
+    for (key, regexes) in [("dass.include", &s.include), ("dass.exclude", &s.exclude)] {
+        if !regexes.is_empty() {
+            let items = regexes.iter().map(|r| Value::string(r)).collect();
+            set(out, key, Value::Array(ValueType::String, items))?;
+        }
+    }
     if let (Some(g), Some(o)) = (s.nm_orientation_gate_up, s.nm_orientation_other) {
         set(out, "dass.nm_groups.gate_up", Value::string(g))?;
         set(out, "dass.nm_groups.other", Value::string(o))?;

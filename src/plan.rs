@@ -184,6 +184,11 @@ pub struct OptionsSummary {
     pub sparsity: f64,
     pub alpha: Option<f32>,
     pub scope: &'static str,
+    /// The `--include` and `--exclude` regexes, as given (empty when none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub include: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<String>,
     /// For N:M: the direction groups run in on gate/up and on the other tensors.
     pub nm_orientation_gate_up: Option<&'static str>,
     pub nm_orientation_other: Option<&'static str>,
@@ -299,7 +304,9 @@ pub fn make_plan(
             .and_then(|c| c.cut(&info.name))
             .map(|c| (c.clone(), cut_info(info, c, opts.outtype)));
         let role = classify(&arch, &info.name);
-        let action = if opts.prune && selected(&role, &info.name, opts) {
+        let action = if opts.prune
+            && selected(&role, &info.name, opts.scope, &opts.include, &opts.exclude)
+        {
             let context = TensorContext {
                 arch: &arch,
                 info: cut.as_ref().map(|(_, i)| i).unwrap_or(info),
@@ -362,6 +369,8 @@ impl OptionsSummary {
             sparsity: 0.0,
             alpha: None,
             scope: "none",
+            include: Vec::new(),
+            exclude: Vec::new(),
             nm_orientation_gate_up: None,
             nm_orientation_other: None,
         }
@@ -408,11 +417,19 @@ fn check_options(opts: &Options) -> Result<()> {
     Ok(())
 }
 
-fn selected(role: &TensorRole, name: &str, opts: &Options) -> bool {
-    let in_scope = role.role.is_ffn() || (opts.scope == Scope::All && role.role.is_attention());
+/// Whether tensor `name` of role `role` is pruned under `scope`, `include` and `exclude`
+/// (docs/method.md "What is pruned"); `verify` asks the same question of a written file.
+pub(crate) fn selected(
+    role: &TensorRole,
+    name: &str,
+    scope: Scope,
+    include: &[Regex],
+    exclude: &[Regex],
+) -> bool {
+    let in_scope = role.role.is_ffn() || (scope == Scope::All && role.role.is_attention());
     in_scope
-        && (opts.include.is_empty() || opts.include.iter().any(|r| r.is_match(name)))
-        && !opts.exclude.iter().any(|r| r.is_match(name))
+        && (include.is_empty() || include.iter().any(|r| r.is_match(name)))
+        && !exclude.iter().any(|r| r.is_match(name))
 }
 
 fn plan_tensor(
@@ -502,6 +519,16 @@ fn summarise(opts: &Options, method: Method, auto: Option<AutoChoice>) -> Option
         sparsity: pattern_sparsity(opts.pattern),
         alpha: method.uses_alpha().then_some(opts.alpha),
         scope: opts.scope.name(),
+        include: opts
+            .include
+            .iter()
+            .map(|r| r.as_str().to_string())
+            .collect(),
+        exclude: opts
+            .exclude
+            .iter()
+            .map(|r| r.as_str().to_string())
+            .collect(),
         nm_orientation_gate_up: nm.then_some(orientation(method.gate_up_axis())),
         nm_orientation_other: nm.then_some(orientation(Axis::Row)),
     }
@@ -509,7 +536,7 @@ fn summarise(opts: &Options, method: Method, auto: Option<AutoChoice>) -> Option
 
 /// The dimension N:M groups run along on a tensor grouped on `axis`: rows hold the input
 /// dimension, columns the output dimension.
-fn orientation(axis: Axis) -> &'static str {
+pub(crate) fn orientation(axis: Axis) -> &'static str {
     match axis {
         Axis::Row => "input",
         Axis::Column => "output",

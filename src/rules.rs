@@ -7,7 +7,9 @@
 //! `v_down[r]^(alpha/2)`); the kernels compute those scores on the fly. RIA (relative
 //! importance) and the gate/up hybrid need more than one factor per weight: their scores are
 //! computed as a matrix first (`crate::scores`). Adding a method means a variant of [`Method`]
-//! and its arm in [`rule_for`] (and the command line's list of methods); nothing else.
+//! and its arm in [`rule_for`] (and the command line's list of methods), and its row in
+//! `verify`'s table of groups (`src/verify/groups.rs`, which follows docs/method.md on its own
+//! so that files are checked against the page, not against this code).
 
 use std::collections::BTreeSet;
 

@@ -105,6 +105,7 @@ fn kept_channels_match_the_reference_for_every_score() {
                     ],
                 );
                 assert_ok(&res, &format!("{stem} {score} {keep}"));
+                common::assert_verifies(&out, &model(stem));
                 let cut = out.with_file_name(format!("{stem}.{score}.{keep}.imatrix.gguf"));
                 assert!(cut.exists(), "no cut imatrix beside the output");
                 reference_check(stem, score, width, &out, &cut);
@@ -141,6 +142,7 @@ fn per_layer_widths_match_the_reference_and_make_a_deci_model() {
                 score,
             ];
             assert_ok(&convert(&m, &out, Some(&im), &args), "global");
+            common::assert_verifies(&out, &m);
             let cut = out.with_file_name(format!("g{keep}.{score}.imatrix.gguf"));
             let a: Vec<&std::ffi::OsStr> = vec![
                 m.as_os_str(),
@@ -211,6 +213,7 @@ fn metadata_and_report_say_what_was_removed() {
         ],
     );
     assert_ok(&res, "keep 0.75");
+    common::assert_verifies(&out, &model("convert-llama"));
     let f = GgufFile::open(&out).unwrap();
     let h = f.header();
     assert_eq!(
@@ -262,8 +265,10 @@ fn removing_channels_then_pruning_equals_the_two_steps() {
     ]);
     let res = convert(&m, &both, Some(&im), &args);
     assert_ok(&res, "keep + 2:4");
+    common::assert_verifies(&both, &m);
     let cut = d.join("cut.gguf");
     assert_ok(&convert(&m, &cut, Some(&im), &keep), "keep");
+    common::assert_verifies(&cut, &m);
     let two = d.join("two.gguf");
     let res = convert(
         &cut,
@@ -272,6 +277,7 @@ fn removing_channels_then_pruning_equals_the_two_steps() {
         &["--pattern", "2:4"],
     );
     assert_ok(&res, "2:4 on the cut model");
+    common::assert_verifies(&two, &cut);
     let (a, b) = (
         GgufFile::open(&both).unwrap(),
         GgufFile::open(&two).unwrap(),
@@ -461,6 +467,7 @@ fn an_existing_cut_imatrix_needs_force() {
     assert!(!out.exists());
     let res = convert(&m, &out, Some(&im), &[&keep[..], &["--force"]].concat());
     assert_ok(&res, "--force");
+    common::assert_verifies(&out, &m);
     assert!(Imatrix::open(&taken).is_ok());
 }
 

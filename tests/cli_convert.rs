@@ -590,6 +590,7 @@ fn run_matrix_on(input: &Path, im: &Path, requirement: &str, cases: &[Case]) {
             args.extend(["--outtype".into(), t.into()]);
         }
         assert_ok(&dass(&args), &format!("{stem} {}", case.label()));
+        common::assert_verifies(&out, &input);
 
         let im_arg = if case.with_imatrix {
             os(&im)
@@ -859,6 +860,7 @@ fn imatrix_missing_an_entry_is_refused() {
     });
     let (out, res) = convert_in(dir.path(), &model(LLAMA), Some(&no_attn), &["--quiet"]);
     assert_ok(&res, "scope ffn without attention statistics");
+    common::assert_verifies(&out, &model(LLAMA));
     fs::remove_file(&out).unwrap();
     let (out, res) = convert_in(
         dir.path(),
@@ -1018,6 +1020,7 @@ fn non_finite_weights_are_refused() {
         &["--method", "dass", "--quiet"],
     );
     assert_ok(&res, "NaN in copied tensors");
+    common::assert_verifies(&out, &copied);
     let (a, b) = (
         GgufFile::open(&copied).unwrap(),
         GgufFile::open(&out).unwrap(),
@@ -1068,6 +1071,7 @@ fn non_finite_statistics_are_refused() {
             &["--method", "magnitude", "--quiet"],
         );
         assert_ok(&res, "magnitude with a broken imatrix");
+        common::assert_verifies(&out, &model(LLAMA));
         fs::remove_file(&out).unwrap();
         fs::remove_file(&bad).unwrap();
     }
@@ -1243,6 +1247,7 @@ fn output_file_mode_follows_the_umask() {
         &["--method", "magnitude", "--quiet"],
     );
     assert_ok(&res, "magnitude");
+    common::assert_verifies(&out, &model(LLAMA));
     let got = fs::metadata(&out).unwrap().permissions().mode() & 0o777;
     assert_eq!(got, want, "output mode {got:o}, a new file gets {want:o}");
 }
@@ -1275,6 +1280,7 @@ fn existing_output_needs_force() {
     assert_no_partial(dir.path());
 
     assert_ok(&dass(&args(true)), "--force");
+    common::assert_verifies(&out, &model(LLAMA));
     let f = GgufFile::open(&out).unwrap();
     assert_eq!(
         f.header().get("dass.method").unwrap().as_str().unwrap(),
@@ -1327,6 +1333,7 @@ fn dass_on_a_non_glu_model_suggests_wanda() {
             &["--method", m, "--quiet"],
         );
         assert_ok(&res, m);
+        common::assert_verifies(&out, &model(NONGLU));
         let f = GgufFile::open(&out).unwrap();
         assert_eq!(
             f.header()
@@ -1357,6 +1364,7 @@ fn imatrix_is_needed_by_dass_and_wanda_only() {
         &["--method", "magnitude", "--quiet"],
     );
     assert_ok(&res, "magnitude without an imatrix");
+    common::assert_verifies(&out, &model(LLAMA));
     let f = GgufFile::open(&out).unwrap();
     assert!(f.header().get("dass.imatrix.file").is_none());
     assert_eq!(
@@ -1486,6 +1494,7 @@ fn report_agrees_with_the_output() {
         ],
     );
     assert_ok(&res, "--report");
+    common::assert_verifies(&out, &model(LLAMA));
     assert!(res.stderr.is_empty(), "--quiet printed: {}", stderr(&res));
     let rep: Json = serde_json::from_str(&fs::read_to_string(&report).unwrap()).unwrap();
     let src = zero_counts(&model(LLAMA));
@@ -1577,6 +1586,7 @@ fn include_and_exclude_select_tensors() {
         a.extend(args);
         let (_, res) = convert_in(dir.path(), &model(LLAMA), None, &a);
         assert_ok(&res, &format!("{args:?}"));
+        common::assert_verifies(&dir.path().join("out.gguf"), &model(LLAMA));
         pruned_names(&report)
     };
     let ffn = |b: u32, k: &str| format!("blk.{b}.ffn_{k}.weight");
@@ -1662,6 +1672,7 @@ fn output_metadata_is_complete_and_typed() {
     );
     // The default method, auto, chooses dass for 2:4 on this fixture (its v_down spread is high).
     assert_ok(&res, "auto 2:4");
+    common::assert_verifies(&out, &model(LLAMA));
     let m = meta(&out);
 
     // Every original key, in its original place, with its original type and bytes; only
@@ -1746,6 +1757,7 @@ fn output_metadata_is_complete_and_typed() {
         "--quiet",
     ]);
     assert_ok(&res, "wanda 0.3 on block 0");
+    common::assert_verifies(&out2, &model(LLAMA));
     let m2 = meta(&out2);
     for (a, b) in input_meta.iter().zip(&m2) {
         assert_eq!(
@@ -1754,11 +1766,17 @@ fn output_metadata_is_complete_and_typed() {
         );
     }
     assert_eq!(value_of(&m2, "dass.sparsity"), Value::F32(0.3));
+    // --include is recorded as given (and --exclude, not given, is absent).
+    assert_eq!(
+        value_of(&m2, "dass.include"),
+        Value::Array(ValueType::String, vec![s("blk\\.0\\.")])
+    );
     assert_eq!(value_of(&m2, "dass.pattern"), s("unstructured"));
     for k in [
         "dass.alpha",
         "dass.nm_groups.gate_up",
         "dass.nm_groups.other",
+        "dass.exclude",
     ] {
         assert!(m2.iter().all(|kv| kv.key != k), "{k} present");
     }
@@ -1781,6 +1799,7 @@ fn output_metadata_is_complete_and_typed() {
         "--quiet",
     ]);
     assert_ok(&res, "pruning again");
+    common::assert_verifies(&out3, &out);
     let m3 = meta(&out3);
     assert_eq!(value_of(&m3, "dass.method"), s("magnitude"));
     for k in [
@@ -1813,6 +1832,7 @@ fn output_metadata_types_as_gguf_py_reads_them() {
         &["--pattern", "4:8", "--method", "dass", "--quiet"],
     );
     assert_ok(&res, "moe 4:8");
+    common::assert_verifies(&out, &model(MOE));
     let script = r#"
 import sys
 from gguf import GGUFReader, GGUFValueType as V
@@ -1869,6 +1889,7 @@ fn output_does_not_depend_on_threads() {
             "--quiet",
         ]);
         assert_ok(&res, threads);
+        common::assert_verifies(&out, &model(MOE));
         outputs.push(fs::read(&out).unwrap());
     }
     assert!(outputs.windows(2).all(|w| w[0] == w[1]));
@@ -1916,6 +1937,7 @@ fn legacy_dat_imatrix_gives_the_same_output() {
             ];
             a.extend(args.iter().map(|s| s.to_string()));
             assert_ok(&dass(&a), &format!("{tag} {args:?}"));
+            common::assert_verifies(&out, &model(MOE));
             outs.push(GgufFile::open(&out).unwrap());
         }
         let (g, d) = (&outs[0], &outs[1]);

@@ -108,3 +108,24 @@ pub fn dir_listing(dir: &Path) -> Vec<String> {
     names.sort();
     names
 }
+
+/// Runs `dass-gguf verify OUT --against INPUT` and panics with its output unless the file is
+/// what its metadata says (exit 0). Every output the convert tests make goes through this.
+pub fn assert_verifies(out: &Path, input: &Path) {
+    let res = dass(&[
+        OsStr::new("verify"),
+        out.as_os_str(),
+        OsStr::new("--against"),
+        input.as_os_str(),
+        OsStr::new("--quiet"),
+    ]);
+    assert!(
+        res.status.success(),
+        "verify {} --against {}: exit {:?}\n{}\n{}",
+        out.display(),
+        input.display(),
+        res.status.code(),
+        String::from_utf8_lossy(&res.stdout),
+        String::from_utf8_lossy(&res.stderr)
+    );
+}
