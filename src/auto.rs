@@ -1,12 +1,13 @@
 //! The default method, `auto`: which rule suits this model, read from its statistics
 //! (docs/method.md "The default: auto").
 //!
-//! Measured on three models, no single rule stays within 2% of the best at 50%, 4:8 and 2:4:
-//! the rules that weigh the intermediate channel's statistics (DaSS, the hybrid) win where a
-//! few channels carry most of the activation, and lose (even to magnitude) where activation is
-//! spread evenly, where RIA wins. The measure of "a few channels carry most of it" is the
-//! *v_down spread*: per feed-forward block, the largest mean square of `ffn_down`'s input over
-//! its median; the model's spread is the median of its blocks' spreads.
+//! Measured on four models, no single rule stays within 2% of the best at 50%, 4:8 and 2:4:
+//! the rules that weigh the intermediate channel's statistics (DaSS, the hybrid) win on the
+//! models whose feed-forward input has a few outlier columns, and lose (even to magnitude)
+//! where it has none, where RIA wins. The measure is the *input spread*: per feed-forward
+//! block, the largest mean square of the block's input (the imatrix entry of `ffn_gate`) over
+//! its median; the model's spread is the median of its blocks' spreads. (The same measure on
+//! `ffn_down`'s input, tried first, failed on the fourth model: docs/method.md.)
 
 use crate::channels::median;
 use crate::error::{Error, Result};
@@ -15,11 +16,12 @@ use crate::kernels::Pattern;
 use crate::roles::{Role, TensorRole};
 use crate::rules::Method;
 
-/// At or above this v_down spread, the intermediate channels' statistics pick the rule: near
-/// the geometric midpoint (71.4) of the spreads of Qwen2.5-0.5B (50.2, where RIA wins) and
-/// SmolLM2-135M (101.6, where DaSS and the hybrid win), the closest pair on either side
-/// (Gemma 3 270M: 2286). Fitted to three models: `sweep` checks it on yours.
-pub const SPREAD_THRESHOLD: f64 = 70.0;
+/// At or above this input spread, the intermediate channels' statistics pick the rule: near
+/// the geometric midpoint (74.7) of the spreads of Qwen2.5-0.5B (38.0, where RIA wins) and
+/// SmolLM2-135M (146.8, where DaSS and the hybrid win), the closest pair on either side
+/// (Qwen2.5-Coder-1.5B: 33.4; Gemma 3 270M: 227.4). Fitted to four models: `sweep` checks it
+/// on yours.
+pub const SPREAD_THRESHOLD: f64 = 75.0;
 
 /// N:M patterns with groups at least this long are chosen like 4:8; shorter ones like 2:4.
 const LONG_GROUPS: usize = 8;
@@ -29,9 +31,9 @@ const LONG_GROUPS: usize = 8;
 pub struct AutoChoice {
     /// The rule chosen.
     pub method: &'static str,
-    /// The model's v_down spread (absent for a model without a gated feed-forward; `null` in
-    /// JSON when more than half of some block's channels never activate).
-    pub v_down_spread: Option<f64>,
+    /// The model's input spread (absent for a model without a gated feed-forward; `null` in
+    /// JSON when more than half of some block's input columns are always 0).
+    pub input_spread: Option<f64>,
     /// The decision in words, as recorded in the metadata (`dass.method_choice`).
     pub reason: String,
 }
@@ -43,8 +45,8 @@ pub fn choose<'a>(
     roles: impl IntoIterator<Item = &'a TensorRole>,
     pattern: Pattern,
 ) -> Result<(Method, AutoChoice)> {
-    // The down projections of the gated blocks, once each.
-    let mut downs: Vec<String> = roles
+    // The gates of the gated blocks (their imatrix entries hold the block's input), once each.
+    let mut gates: Vec<String> = roles
         .into_iter()
         .filter(|r| {
             matches!(
@@ -52,16 +54,16 @@ pub fn choose<'a>(
                 Role::FfnGate | Role::FfnGateUpFused | Role::FfnGateExps
             )
         })
-        .filter_map(|r| r.down_projection())
+        .filter_map(input_entry)
         .collect();
-    downs.sort();
-    downs.dedup();
-    if downs.is_empty() {
+    gates.sort();
+    gates.dedup();
+    if gates.is_empty() {
         return Ok((
             Method::Ria,
             AutoChoice {
                 method: Method::Ria.name(),
-                v_down_spread: None,
+                input_spread: None,
                 reason: "auto: no gated feed-forward, so no intermediate-channel statistics \
                          to weigh: ria"
                     .into(),
@@ -69,10 +71,10 @@ pub fn choose<'a>(
         ));
     }
     let mut spreads = Vec::new();
-    for down in &downs {
-        let entry = imatrix.get(down).ok_or_else(|| {
+    for gate in &gates {
+        let entry = imatrix.get(gate).ok_or_else(|| {
             Error::Imatrix(format!(
-                "--method auto reads the statistics of every '{down}' to choose a rule, but \
+                "--method auto reads the statistics of every '{gate}' to choose a rule, but \
                  the imatrix has no such entry; name a method with --method"
             ))
         })?;
@@ -80,7 +82,7 @@ pub fn choose<'a>(
         for v in entry.mean_sq.chunks(n) {
             spreads.push(spread(v).ok_or_else(|| {
                 Error::Imatrix(format!(
-                    "entry '{down}' holds a value that is not a finite number >= 0"
+                    "entry '{gate}' holds a value that is not a finite number >= 0"
                 ))
             })?);
         }
@@ -94,7 +96,7 @@ pub fn choose<'a>(
         (true, Pattern::NM { .. }) => (Method::Dass, "N:M with M < 8"),
     };
     let reason = format!(
-        "auto: v_down spread {} {} {SPREAD_THRESHOLD} ({}), {why_pattern}: {}",
+        "auto: input spread {} {} {SPREAD_THRESHOLD} ({}), {why_pattern}: {}",
         if model_spread.is_finite() {
             format!("{model_spread:.1}")
         } else {
@@ -102,9 +104,9 @@ pub fn choose<'a>(
         },
         if outliers { ">=" } else { "<" },
         if outliers {
-            "a few intermediate channels carry most of the activation"
+            "a few input columns carry most of the activation"
         } else {
-            "activation spread evenly over the intermediate channels"
+            "no outlier input columns"
         },
         method.name()
     );
@@ -112,10 +114,21 @@ pub fn choose<'a>(
         method,
         AutoChoice {
             method: method.name(),
-            v_down_spread: model_spread.is_finite().then_some(model_spread),
+            input_spread: model_spread.is_finite().then_some(model_spread),
             reason,
         },
     ))
+}
+
+/// The imatrix entry that holds the input of the gated block `r` belongs to: its gate's (or
+/// phi3's fused gate+up's) own entry.
+fn input_entry(r: &TensorRole) -> Option<String> {
+    let gate = match r.role {
+        Role::FfnGateUpFused => "ffn_up",
+        _ => "ffn_gate",
+    };
+    r.block
+        .map(|b| format!("blk.{b}.{gate}{}.weight", r.variant))
 }
 
 /// Largest value over the median (infinite when the median is 0); `None` when a value is not a
@@ -184,14 +197,14 @@ mod tests {
     fn the_median_block_decides() {
         // Spreads 10, 90, 200: the median, 90, is above the threshold.
         let im = imatrix(&[
-            ("blk.0.ffn_down.weight", channels(10.0)),
-            ("blk.1.ffn_down.weight", channels(90.0)),
-            ("blk.2.ffn_down.weight", channels(200.0)),
+            ("blk.0.ffn_gate.weight", channels(10.0)),
+            ("blk.1.ffn_gate.weight", channels(90.0)),
+            ("blk.2.ffn_gate.weight", channels(200.0)),
         ]);
         let roles = glu_roles(3);
         let (m, c) = choose(&im, &roles, FIFTY).unwrap();
-        assert_eq!((m, c.v_down_spread), (Method::Hybrid, Some(90.0)));
-        assert!(c.reason.contains("90.0 >= 70"), "{}", c.reason);
+        assert_eq!((m, c.input_spread), (Method::Hybrid, Some(90.0)));
+        assert!(c.reason.contains("90.0 >= 75"), "{}", c.reason);
         let nm = |n, m| Pattern::NM { n, m };
         assert_eq!(choose(&im, &roles, nm(2, 4)).unwrap().0, Method::Dass);
         assert_eq!(choose(&im, &roles, nm(4, 8)).unwrap().0, Method::Wanda);
@@ -201,8 +214,8 @@ mod tests {
     #[test]
     fn even_activation_picks_ria_for_every_pattern() {
         let im = imatrix(&[
-            ("blk.0.ffn_down.weight", channels(69.0)),
-            ("blk.1.ffn_down.weight", channels(5.0)),
+            ("blk.0.ffn_gate.weight", channels(74.0)),
+            ("blk.1.ffn_gate.weight", channels(5.0)),
         ]);
         let roles = glu_roles(2);
         for p in [
@@ -213,20 +226,20 @@ mod tests {
             let (m, c) = choose(&im, &roles, p).unwrap();
             assert_eq!(m, Method::Ria);
             // The lower middle of two blocks.
-            assert_eq!(c.v_down_spread, Some(5.0));
+            assert_eq!(c.input_spread, Some(5.0));
         }
     }
 
     #[test]
     fn threshold_is_inclusive_and_dead_channels_count_as_outliers() {
         let roles = glu_roles(1);
-        let at = imatrix(&[("blk.0.ffn_down.weight", channels(70.0))]);
+        let at = imatrix(&[("blk.0.ffn_gate.weight", channels(75.0))]);
         assert_eq!(choose(&at, &roles, FIFTY).unwrap().0, Method::Hybrid);
         let mut dead = vec![0.0; 9];
         dead[0] = 3.0;
-        let dead = imatrix(&[("blk.0.ffn_down.weight", dead)]);
+        let dead = imatrix(&[("blk.0.ffn_gate.weight", dead)]);
         let (m, c) = choose(&dead, &roles, FIFTY).unwrap();
-        assert_eq!((m, c.v_down_spread), (Method::Hybrid, None));
+        assert_eq!((m, c.input_spread), (Method::Hybrid, None));
         assert!(c.reason.contains("infinite"), "{}", c.reason);
     }
 
@@ -236,22 +249,22 @@ mod tests {
             .map(|t| classify("gpt2", &format!("blk.0.{t}.weight")))
             .to_vec();
         let (m, c) = choose(&imatrix(&[]), &plain, FIFTY).unwrap();
-        assert_eq!((m, c.v_down_spread), (Method::Ria, None));
+        assert_eq!((m, c.input_spread), (Method::Ria, None));
 
         let roles = glu_roles(2);
-        let one = imatrix(&[("blk.0.ffn_down.weight", channels(3.0))]);
+        let one = imatrix(&[("blk.0.ffn_gate.weight", channels(3.0))]);
         let e = choose(&one, &roles, FIFTY).unwrap_err().to_string();
-        assert!(e.contains("'blk.1.ffn_down.weight'"), "{e}");
+        assert!(e.contains("'blk.1.ffn_gate.weight'"), "{e}");
 
         for bad in [f32::NAN, -1.0, f32::INFINITY] {
             let mut v = channels(3.0);
             v[2] = bad;
             let im = imatrix(&[
-                ("blk.0.ffn_down.weight", v),
-                ("blk.1.ffn_down.weight", channels(3.0)),
+                ("blk.0.ffn_gate.weight", v),
+                ("blk.1.ffn_gate.weight", channels(3.0)),
             ]);
             let e = choose(&im, &roles, FIFTY).unwrap_err().to_string();
-            assert!(e.contains("blk.0.ffn_down.weight"), "{bad}: {e}");
+            assert!(e.contains("blk.0.ffn_gate.weight"), "{bad}: {e}");
         }
     }
 }

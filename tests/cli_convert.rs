@@ -1412,7 +1412,7 @@ fn dry_run_prints_the_plan_and_writes_nothing() {
         "{text}"
     );
     assert!(
-        lines[1].starts_with("auto: v_down spread ") && lines[1].ends_with("N:M with M < 8: dass"),
+        lines[1].starts_with("auto: input spread ") && lines[1].ends_with("N:M with M < 8: dass"),
         "{text}"
     );
     assert!(
@@ -1670,7 +1670,7 @@ fn output_metadata_is_complete_and_typed() {
         Some(&imatrix(LLAMA)),
         &["--pattern", "2:4", "--quiet"],
     );
-    // The default method, auto, chooses dass for 2:4 on this fixture (its v_down spread is high).
+    // The default method, auto, chooses dass for 2:4 on this fixture (its input spread is high).
     assert_ok(&res, "auto 2:4");
     common::assert_verifies(&out, &model(LLAMA));
     let m = meta(&out);
@@ -1721,7 +1721,7 @@ fn output_metadata_is_complete_and_typed() {
     };
     let why = String::from_utf8(why).unwrap();
     assert!(
-        why.starts_with("auto: v_down spread ") && why.ends_with(": dass"),
+        why.starts_with("auto: input spread ") && why.ends_with(": dass"),
         "{why}"
     );
     // No tensor added or removed, none renamed or reshaped.
