@@ -1,16 +1,24 @@
 #!/usr/bin/env bash
-# Fuzzes the GGUF header parser and the imatrix parser with cargo-fuzz (libFuzzer).
+# Fuzzes the file readers with cargo-fuzz (libFuzzer): the GGUF header and imatrix parsers, and
+# the readers of Hugging Face checkpoints (safetensors header and index, config.json,
+# tokenizer.json with its companions, the SentencePiece tokenizer.model).
 #
 #   scripts/fuzz.sh [SECONDS] [TARGET...]
 #
 # SECONDS is how long each target runs (default 60). TARGETs default to every target in
-# fuzz/fuzz_targets/ (gguf_header, imatrix). They run one after the other; with
-# FUZZ_PARALLEL=1 they run at the same time (each one single-threaded: one process per target).
+# fuzz/fuzz_targets/ (gguf_header, imatrix, safetensors_header, safetensors_index, hf_config,
+# tokenizer_json, sentencepiece). They run one after the other; with FUZZ_PARALLEL=1 they run
+# at the same time (each one single-threaded: one process per target).
 #
 # The seed corpora are made fresh on every run in fuzz/corpus/<target>/ (git-ignored, never
-# committed): the builder-made files of tests/hostile.rs, every *.gguf and *.dat in fixtures/,
-# and the small real imatrix files of the cache if they exist (not the models). Crashes go to
-# fuzz/artifacts/<target>/, logs to fuzz/logs/<target>.log. Exits non-zero if a target crashed.
+# committed): for the GGUF readers the builder-made files of tests/hostile.rs, every *.gguf and
+# *.dat in fixtures/, and the small real imatrix files of the cache if they exist (not the
+# models); for the Hugging Face readers, scripts/fuzz_hf_seeds.py writes hand-made files,
+# fixtures/*.safetensors, and the files of the checkpoints under the cache's hf/ directory,
+# both cut to the input size limit and shrunk to small valid files of the same structure.
+# Each target uses the dictionary fuzz/<target>.dict if there is one, else the one of its
+# family (gguf.dict, hf_json.dict). Crashes go to fuzz/artifacts/<target>/, logs to
+# fuzz/logs/<target>.log. Exits non-zero if a target crashed.
 # FUZZ_MAX_LEN sets libFuzzer's -max_len (default 65536).
 set -euo pipefail
 
@@ -83,6 +91,18 @@ for model_dir in "$MODELS"/*/; do
     add_seed "$model_dir/imatrix.dat" imatrix "real-$(basename "$model_dir")"
 done
 shopt -u nullglob
+hf_targets=0
+for t in "${TARGETS[@]}"; do [[ "$t" == gguf_header || "$t" == imatrix ]] || hf_targets=1; done
+if ((hf_targets == 0)); then
+    : # only the GGUF readers: their seeds are written above
+elif command -v python3 >/dev/null; then
+    echo "fuzz.sh: writing Hugging Face reader seeds (scripts/fuzz_hf_seeds.py)" >&2
+    seed_len="$MAX_LEN"
+    if ((seed_len == 0)); then seed_len=1048576; fi
+    python3 "$REPO_ROOT/scripts/fuzz_hf_seeds.py" "$CORPUS" "$seed_len" "$REPO_ROOT/fixtures" "$DASS_CACHE/hf"
+else
+    echo "fuzz.sh: no python3; the Hugging Face readers start from an empty corpus" >&2
+fi
 for t in "${TARGETS[@]}"; do
     echo "fuzz.sh: $t: $(find "$CORPUS/$t" -type f 2>/dev/null | wc -l) files in corpus" >&2
 done
@@ -93,6 +113,15 @@ for t in "${TARGETS[@]}"; do "${CARGO[@]}" fuzz build --fuzz-dir "$FUZZ_DIR" "$t
 
 LOGS="$FUZZ_DIR/logs"
 mkdir -p "$LOGS"
+dict_for() { # the libFuzzer dictionary of target $1
+    if [[ -f "$FUZZ_DIR/$1.dict" ]]; then
+        echo "$FUZZ_DIR/$1.dict"
+    elif [[ "$1" == gguf_header || "$1" == imatrix ]]; then
+        echo "$FUZZ_DIR/gguf.dict"
+    else
+        echo "$FUZZ_DIR/hf_json.dict"
+    fi
+}
 run_target() {
     local t="$1"
     mkdir -p "$FUZZ_DIR/artifacts/$t"
@@ -101,7 +130,7 @@ run_target() {
     # -rss_limit_mb (also the malloc limit) flags absurd allocations as crashes.
     "${CARGO[@]}" fuzz run --fuzz-dir "$FUZZ_DIR" --jobs 1 "$t" "$CORPUS/$t" -- \
         -max_total_time="$SECS" -timeout=10 -rss_limit_mb=2048 \
-        -dict="$FUZZ_DIR/gguf.dict" -print_final_stats=1 -max_len="$MAX_LEN" \
+        -dict="$(dict_for "$t")" -print_final_stats=1 -max_len="$MAX_LEN" \
         >"$LOGS/$t.log" 2>&1
 }
 

@@ -113,6 +113,9 @@ pub struct HfConfig {
     pub hparams: Map<String, Json>,
 }
 
+/// The largest head dimension for which rope factors are made (real models use 64 to 256).
+pub const MAX_ROPE_DIM: u32 = 1 << 16;
+
 /// Defaults of the transformers config classes, for the keys the converter reads.
 fn defaults(model_type: &str) -> Vec<(&'static str, Json)> {
     use serde_json::json;
@@ -232,7 +235,15 @@ impl HfConfig {
     pub fn open(dir: &Path) -> Result<Self> {
         let path = dir.join("config.json");
         let text = std::fs::read_to_string(&path).map_err(|e| Error::io("reading", &path, e))?;
-        let raw: Map<String, Json> = serde_json::from_str(&text)
+        Self::from_json(dir, &text)
+    }
+
+    /// [`HfConfig::open`] with config.json's text given: `text` is read as `dir/config.json`
+    /// would be (`dir` names the file in errors and is where the checks that look at other
+    /// files of the checkpoint, such as a Qwen3 reranker's README.md, look).
+    pub fn from_json(dir: &Path, text: &str) -> Result<Self> {
+        let path = dir.join("config.json");
+        let raw: Map<String, Json> = serde_json::from_str(text)
             .map_err(|e| Error::checkpoint(&path, format!("not a JSON object: {e}")))?;
         let bad = |msg: String| Error::checkpoint(&path, msg);
         let class_name = raw
@@ -692,6 +703,12 @@ impl HfConfig {
             Some(v) => self.as_u32("head_dim", v)?,
             None => self.u32("hidden_size")? / self.u32("num_attention_heads")?.max(1),
         };
+        // One factor per rotated pair is made here, so the dimension sizes an allocation.
+        if dim > MAX_ROPE_DIM {
+            return Err(self.bad(format!(
+                "the rope dimension count (head_dim) {dim} is larger than any this tool converts ({MAX_ROPE_DIM})"
+            )));
+        }
         let factor = num("factor", 8.0)?;
         let lo = num("low_freq_factor", 1.0)?;
         let hi = num("high_freq_factor", 4.0)?;
@@ -839,5 +856,53 @@ impl HfConfig {
         };
         kv.add_u32(&k("attention.sliding_window"), sw);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(json: serde_json::Value) -> HfConfig {
+        HfConfig::from_json(Path::new("/nonexistent/checkpoint"), &json.to_string()).unwrap()
+    }
+
+    /// Found while writing the fuzz targets: Llama 3 rope factors are made one per rotated pair, so a hostile
+    /// head_dim (or hidden_size with one head) asked for up to 8 GiB and 2^31 steps.
+    #[test]
+    fn hostile_llama3_rope_dimension_is_an_error_not_an_allocation() {
+        let llama3 = serde_json::json!({"rope_type": "llama3", "factor": 8.0});
+        for (head_dim, hidden) in [(Json::from(u32::MAX), 64), (Json::Null, u32::MAX)] {
+            let cfg = config(serde_json::json!({
+                "architectures": ["LlamaForCausalLM"], "model_type": "llama",
+                "hidden_size": hidden, "num_attention_heads": 1, "head_dim": head_dim,
+                "rope_scaling": llama3}));
+            let e = cfg.llama3_rope_freqs().unwrap_err().to_string();
+            assert!(e.contains("4294967295 is larger"), "{e}");
+        }
+        let cfg = config(serde_json::json!({
+            "architectures": ["LlamaForCausalLM"], "model_type": "llama",
+            "hidden_size": 64, "num_attention_heads": 1, "head_dim": MAX_ROPE_DIM,
+            "rope_scaling": llama3}));
+        let f = cfg.llama3_rope_freqs().unwrap().unwrap();
+        assert_eq!(f.len(), MAX_ROPE_DIM as usize / 2);
+    }
+
+    #[test]
+    fn from_json_reads_as_open_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = r#"{"architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3"}"#;
+        std::fs::write(dir.path().join("config.json"), text).unwrap();
+        let opened = HfConfig::open(dir.path()).unwrap();
+        let parsed = HfConfig::from_json(dir.path(), text).unwrap();
+        assert_eq!(opened.class, parsed.class);
+        assert_eq!(opened.hparams, parsed.hparams);
+        let e = HfConfig::from_json(dir.path(), "[1]")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("config.json") && e.contains("not a JSON object"),
+            "{e}"
+        );
     }
 }

@@ -66,6 +66,11 @@ impl StTensor {
     pub fn n_elements(&self) -> usize {
         self.shape.iter().product()
     }
+
+    /// Where the tensor's data lies in its shard file.
+    pub fn byte_range(&self) -> Range<usize> {
+        self.bytes.clone()
+    }
 }
 
 struct Shard {
@@ -113,31 +118,8 @@ impl Safetensors {
     /// Opens a sharded checkpoint from its index file.
     pub fn open_index(index: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(index).map_err(|e| Error::io("reading", index, e))?;
-        let json: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| Error::Safetensors(format!("{}: {e}", index.display())))?;
-        let weight_map = json
-            .get("weight_map")
-            .and_then(|w| w.as_object())
-            .ok_or_else(|| {
-                Error::Safetensors(format!("{}: no \"weight_map\" object", index.display()))
-            })?;
+        let listed = parse_index(index, &text)?;
         let dir = index.parent().unwrap_or(Path::new("."));
-        let mut listed: BTreeMap<String, String> = BTreeMap::new();
-        for (tensor, file) in weight_map {
-            let file = file.as_str().ok_or_else(|| {
-                Error::Safetensors(format!(
-                    "{}: the shard of '{tensor}' is not a string",
-                    index.display()
-                ))
-            })?;
-            if file.contains('/') || file.contains('\\') || file == ".." {
-                return Err(Error::Safetensors(format!(
-                    "{}: shard name '{file}' of '{tensor}' is not a plain file name",
-                    index.display()
-                )));
-            }
-            listed.insert(tensor.clone(), file.to_string());
-        }
         let mut files: Vec<&String> = listed.values().collect();
         files.sort();
         files.dedup();
@@ -165,26 +147,11 @@ impl Safetensors {
         let mut by_name = HashMap::new();
         for (k, path) in paths.iter().enumerate() {
             let map = MappedInput::open(path)?;
-            let (header_len, meta) = safetensors::SafeTensors::read_metadata(&map)
-                .map_err(|e| Error::Safetensors(format!("{}: {e}", path.display())))?;
-            let data_start = 8 + header_len;
-            let infos = meta.tensors();
-            for name in meta.offset_keys() {
-                let info = infos[&name];
-                let dtype = match info.dtype {
-                    safetensors::Dtype::F32 => StDtype::F32,
-                    safetensors::Dtype::F16 => StDtype::F16,
-                    safetensors::Dtype::BF16 => StDtype::BF16,
-                    other => {
-                        return Err(Error::Safetensors(format!(
-                        "{}: tensor '{name}' has dtype {other:?}; only F32, F16 and BF16 are read",
-                        path.display()
-                    )))
-                    }
-                };
+            read_header(path, &map, k, |t| {
+                let name = &t.name;
                 if let Some((index_path, listed)) = index {
                     let file_name = path.file_name().map(|n| n.to_string_lossy());
-                    match listed.get(&name) {
+                    match listed.get(name) {
                         Some(f) if Some(f.as_str()) == file_name.as_deref() => {}
                         Some(f) => {
                             return Err(Error::Safetensors(format!(
@@ -202,14 +169,6 @@ impl Safetensors {
                         }
                     }
                 }
-                let (s, e) = info.data_offsets;
-                let t = StTensor {
-                    name: name.clone(),
-                    dtype,
-                    shape: info.shape.clone(),
-                    shard: k,
-                    bytes: data_start + s..data_start + e,
-                };
                 if by_name.insert(name.clone(), tensors.len()).is_some() {
                     return Err(Error::Safetensors(format!(
                         "tensor '{name}' appears in more than one shard (again in {})",
@@ -217,7 +176,8 @@ impl Safetensors {
                     )));
                 }
                 tensors.push(t);
-            }
+                Ok(())
+            })?;
             shards.push(Shard {
                 path: path.clone(),
                 map,
@@ -258,6 +218,86 @@ impl Safetensors {
     pub fn paths(&self) -> impl Iterator<Item = &Path> {
         self.shards.iter().map(|s| s.path.as_path())
     }
+}
+
+/// Parses the text of a `model.safetensors.index.json` (`index` only names it in errors): the
+/// shard file of every tensor in `weight_map`, each a plain file name (no directory part).
+pub fn parse_index(index: &Path, text: &str) -> Result<BTreeMap<String, String>> {
+    let json: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| Error::Safetensors(format!("{}: {e}", index.display())))?;
+    let weight_map = json
+        .get("weight_map")
+        .and_then(|w| w.as_object())
+        .ok_or_else(|| {
+            Error::Safetensors(format!("{}: no \"weight_map\" object", index.display()))
+        })?;
+    let mut listed: BTreeMap<String, String> = BTreeMap::new();
+    for (tensor, file) in weight_map {
+        let file = file.as_str().ok_or_else(|| {
+            Error::Safetensors(format!(
+                "{}: the shard of '{tensor}' is not a string",
+                index.display()
+            ))
+        })?;
+        if file.contains('/') || file.contains('\\') || file == ".." {
+            return Err(Error::Safetensors(format!(
+                "{}: shard name '{file}' of '{tensor}' is not a plain file name",
+                index.display()
+            )));
+        }
+        listed.insert(tensor.clone(), file.to_string());
+    }
+    Ok(listed)
+}
+
+/// Parses a whole safetensors file held in `bytes` (`path` only names it in errors) as the
+/// checkpoint reader does: the tensors in the order of their data, each with the byte range of
+/// its data in `bytes`. The ranges are contiguous, follow the header and end at the end of
+/// `bytes`, and each is as long as its shape and dtype say.
+pub fn parse_header(path: &Path, bytes: &[u8]) -> Result<Vec<StTensor>> {
+    let mut tensors = Vec::new();
+    read_header(path, bytes, 0, |t| {
+        tensors.push(t);
+        Ok(())
+    })?;
+    Ok(tensors)
+}
+
+/// Reads the header of shard `shard` (the file `path`, mapped as `bytes`) and hands `each` its
+/// tensors in data order; a dtype other than F32, F16 and BF16 is an error at that tensor.
+fn read_header(
+    path: &Path,
+    bytes: &[u8],
+    shard: usize,
+    mut each: impl FnMut(StTensor) -> Result<()>,
+) -> Result<()> {
+    let (header_len, meta) = safetensors::SafeTensors::read_metadata(bytes)
+        .map_err(|e| Error::Safetensors(format!("{}: {e}", path.display())))?;
+    let data_start = 8 + header_len;
+    let infos = meta.tensors();
+    for name in meta.offset_keys() {
+        let info = infos[&name];
+        let dtype = match info.dtype {
+            safetensors::Dtype::F32 => StDtype::F32,
+            safetensors::Dtype::F16 => StDtype::F16,
+            safetensors::Dtype::BF16 => StDtype::BF16,
+            other => {
+                return Err(Error::Safetensors(format!(
+                    "{}: tensor '{name}' has dtype {other:?}; only F32, F16 and BF16 are read",
+                    path.display()
+                )))
+            }
+        };
+        let (s, e) = info.data_offsets;
+        each(StTensor {
+            name,
+            dtype,
+            shape: info.shape.clone(),
+            shard,
+            bytes: data_start + s..data_start + e,
+        })?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -322,6 +362,41 @@ mod tests {
         std::fs::write(dir.path().join(SINGLE_FILE), bytes).unwrap();
         let err = Safetensors::open_dir(dir.path()).err().unwrap().to_string();
         assert!(err.contains("model.safetensors"), "{err}");
+    }
+
+    #[test]
+    fn parse_header_gives_the_ranges_open_dir_reads() {
+        let bytes = file_bytes(&[
+            ("b", "F16", vec![2], vec![0, 60, 0, 64]),
+            ("a", "BF16", vec![1, 0], vec![]),
+            ("c", "F32", vec![1], 1.5f32.to_le_bytes().to_vec()),
+        ]);
+        let tensors = parse_header(Path::new("x.safetensors"), &bytes).unwrap();
+        let names: Vec<&str> = tensors.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["b", "a", "c"]);
+        assert_eq!(tensors[2].byte_range().end, bytes.len());
+        assert_eq!(&bytes[tensors[2].byte_range()], 1.5f32.to_le_bytes());
+        assert!(tensors[1].byte_range().is_empty());
+        let e = parse_header(Path::new("x.safetensors"), &bytes[..bytes.len() - 1])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("x.safetensors"), "{e}");
+    }
+
+    #[test]
+    fn parse_index_lists_plain_shard_names() {
+        let index = Path::new("model.safetensors.index.json");
+        let listed = parse_index(index, r#"{"weight_map": {"w": "a.safetensors"}}"#).unwrap();
+        assert_eq!(listed["w"], "a.safetensors");
+        for (text, want) in [
+            (r#"{"weight_map": {"w": "..\\a"}}"#, "plain file name"),
+            (r#"{"weight_map": {"w": 3}}"#, "not a string"),
+            (r#"{"weight_map": []}"#, "weight_map"),
+            ("{", "model.safetensors.index.json"),
+        ] {
+            let e = parse_index(index, text).unwrap_err().to_string();
+            assert!(e.contains(want), "{text}: {e}");
+        }
     }
 
     fn write_sharded(dir: &Path, index: serde_json::Value) {

@@ -10,8 +10,8 @@ use sha2::{Digest, Sha256};
 use super::fast::FastTok;
 use super::special::SpecialVocab;
 use super::{
-    add_token_types, does_token_look_special, json_count, reverse_vocab, Ctx, CONTROL, KEY_MODEL,
-    KEY_PRE, KEY_TOKENS, NORMAL, UNUSED, USER_DEFINED,
+    add_token_types, config_vocab_size, does_token_look_special, reverse_vocab, Ctx, CONTROL,
+    KEY_MODEL, KEY_PRE, KEY_TOKENS, NORMAL, UNUSED, USER_DEFINED,
 };
 use crate::error::{Error, Result};
 use crate::hf::kv::KvList;
@@ -136,7 +136,7 @@ impl Ctx<'_> {
 
     fn gpt2_size(&self, vocab: &HashMap<String, u32>) -> Result<usize> {
         match self.hparams.get("vocab_size") {
-            Some(v) => json_count(v, "vocab_size", &self.dir.join("config.json")),
+            Some(v) => config_vocab_size(v, "vocab_size", self.dir),
             None => Ok(vocab.len()),
         }
     }

@@ -32,6 +32,7 @@ use crate::hf::py::{json_int, json_len, py_int, read_json, read_json_object_if_f
 
 use llama_hf::{llama_hf_precheck, LlamaHfCheck};
 use sentencepiece::phi3_uses_gpt2;
+pub use sentencepiece::{read_sentencepiece, SpPiece};
 use special::SpecialVocab;
 
 // Token types (gguf-py `TokenType`, written as INT32).
@@ -54,6 +55,11 @@ const KEY_CHAT_TEMPLATE: &str = "tokenizer.chat_template";
 const KEY_CHAT_TEMPLATES: &str = "tokenizer.chat_templates";
 const KEY_LOWERCASE: &str = "tokenizer.ggml.normalizer.lowercase";
 const KEY_STRIP_ACCENTS: &str = "tokenizer.ggml.normalizer.strip_accents";
+
+/// The largest `vocab_size` config.json may give. The vocabulary paths make one token for
+/// every id below it (padding what the tokenizer lacks), so a hostile value would otherwise
+/// ask for any amount of memory; real vocabularies are far smaller (Gemma 3: 262,208).
+pub const MAX_VOCAB_SIZE: usize = 1 << 22;
 
 /// Options that go beyond what the converter does.
 #[derive(Debug, Clone, Default)]
@@ -421,6 +427,19 @@ fn json_count(v: &Json, key: &str, file: &Path) -> Result<usize> {
     json_int(v)
         .and_then(|i| usize::try_from(i).ok())
         .ok_or_else(|| Error::checkpoint(file, format!("{key} is not a non-negative integer: {v}")))
+}
+
+/// config.json's vocabulary size `key` (in `dir`): a count no larger than [`MAX_VOCAB_SIZE`].
+fn config_vocab_size(v: &Json, key: &str, dir: &Path) -> Result<usize> {
+    let file = dir.join("config.json");
+    let n = json_count(v, key, &file)?;
+    if n > MAX_VOCAB_SIZE {
+        return Err(Error::checkpoint(
+            file,
+            format!("{key} {n} is larger than any vocabulary this tool converts ({MAX_VOCAB_SIZE} tokens)"),
+        ));
+    }
+    Ok(n)
 }
 
 fn json_bool(v: &Json, key: &str, path: &Path) -> Result<bool> {

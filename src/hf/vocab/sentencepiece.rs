@@ -8,8 +8,8 @@ use serde_json::{Map, Value as Json};
 
 use super::protobuf::PbReader;
 use super::{
-    added_tokens_decoder_entries, does_token_look_special, entry_content, index_below, json_count,
-    Ctx, LlamaVocab, BYTE, CONTROL, NORMAL, UNKNOWN, UNUSED, USER_DEFINED,
+    added_tokens_decoder_entries, config_vocab_size, does_token_look_special, entry_content,
+    index_below, Ctx, LlamaVocab, BYTE, CONTROL, NORMAL, UNKNOWN, UNUSED, USER_DEFINED,
 };
 use crate::error::{Error, Result};
 use crate::hf::kv::KvList;
@@ -35,7 +35,7 @@ impl Ctx<'_> {
             .iter()
             .find_map(|k| self.hparams.get(*k).map(|v| (*k, v)));
         let n = match from_config {
-            Some((key, v)) if py_truthy(v) => json_count(v, key, &self.dir.join("config.json"))?,
+            Some((key, v)) if py_truthy(v) => config_vocab_size(v, key, self.dir)?,
             _ => pieces.len(),
         };
         let mut v = LlamaVocab::padded(n);
@@ -100,7 +100,7 @@ impl Ctx<'_> {
         }
         let pieces = load_sentencepiece(&path)?;
         let n = match self.hparams.get("vocab_size") {
-            Some(v) => json_count(v, "vocab_size", &self.dir.join("config.json"))?,
+            Some(v) => config_vocab_size(v, "vocab_size", self.dir)?,
             None => pieces.len(),
         };
         let out_of_range = |id: i64, file: &Path| {
@@ -178,11 +178,11 @@ pub(super) fn phi3_uses_gpt2(dir: &Path) -> Result<bool> {
 
 /// One piece of a SentencePiece model.
 #[derive(Debug, Clone, PartialEq)]
-pub(super) struct SpPiece {
-    pub(super) piece: String,
-    pub(super) score: f32,
+pub struct SpPiece {
+    pub piece: String,
+    pub score: f32,
     /// `SentencePiece.Type`: NORMAL 1, UNKNOWN 2, CONTROL 3, USER_DEFINED 4, UNUSED 5, BYTE 6.
-    pub(super) kind: i32,
+    pub kind: i32,
 }
 
 impl SpPiece {
@@ -201,7 +201,13 @@ impl SpPiece {
 
 fn load_sentencepiece(path: &Path) -> Result<Vec<SpPiece>> {
     let data = std::fs::read(path).map_err(|e| Error::io("reading", path, e))?;
-    parse_sentencepiece(&data).map_err(|m| {
+    read_sentencepiece(path, &data)
+}
+
+/// The pieces of the SentencePiece model `data` (the contents of `path`, which only names it
+/// in errors), read and checked as the vocabulary path reads `tokenizer.model`.
+pub fn read_sentencepiece(path: &Path, data: &[u8]) -> Result<Vec<SpPiece>> {
+    parse_sentencepiece(data).map_err(|m| {
         Error::checkpoint(
             path,
             format!("not a SentencePiece model sentencepiece would load: {m}"),

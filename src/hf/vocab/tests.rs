@@ -799,6 +799,55 @@ fn gpt2_path_fails_on_an_unknown_pre_tokenizer_like_the_converter() {
     assert!(tokenizer_kv_with(dir.path(), "Qwen3MoeForCausalLM", &small, &small, &opts).is_err());
 }
 
+/// Found while writing the fuzz targets: every vocabulary path made a token for each id below config.json's
+/// vocab_size, so a hostile value asked for terabytes (and the GPT-2 path cut it to u32).
+#[test]
+fn hostile_vocab_size_is_an_error_not_an_allocation() {
+    let huge = obj(serde_json::json!({"vocab_size": 1u64 << 40}));
+    let sp = sp_dir();
+    let bpe = toy_bpe_dir();
+    let opts = VocabOptions {
+        unknown_pre_tokenizer: Some("qwen2".into()),
+    };
+    for (dir, class) in [
+        (sp.path(), "LlamaForCausalLM"),
+        (sp.path(), "GemmaForCausalLM"),
+        (bpe.path(), "Qwen2ForCausalLM"),
+    ] {
+        let e = tokenizer_kv_with(dir, class, &huge, &huge, &opts).unwrap_err();
+        assert!(
+            e.to_string().contains("vocab_size 1099511627776 is larger"),
+            "{class}: {e}"
+        );
+        let e = vocab_len(dir, class, &huge).unwrap_err();
+        assert!(e.to_string().contains("vocab_size"), "{class}: {e}");
+    }
+    let e = tokenizer_kv(
+        sp.path(),
+        "GemmaForCausalLM",
+        &obj(serde_json::json!({"vocab_size_per_layer_input": MAX_VOCAB_SIZE + 1})),
+        &huge,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("vocab_size_per_layer_input"), "{e}");
+    write(
+        sp.path(),
+        "tokenizer_config.json",
+        br#"{"tokenizer_class": "LlamaTokenizer"}"#,
+    );
+    let e = tokenizer_kv(sp.path(), "Phi3ForCausalLM", &huge, &huge).unwrap_err();
+    assert!(
+        e.to_string().contains("is larger than any vocabulary"),
+        "{e}"
+    );
+    // The limit itself is accepted.
+    let at_limit = obj(serde_json::json!({"vocab_size": MAX_VOCAB_SIZE}));
+    assert_eq!(
+        vocab_len(bpe.path(), "Qwen2ForCausalLM", &at_limit).unwrap(),
+        MAX_VOCAB_SIZE
+    );
+}
+
 #[test]
 fn what_the_converter_rejects_is_an_error() {
     let config = obj(serde_json::json!({"vocab_size": 8}));
