@@ -176,16 +176,50 @@ struct Part {
     info: TensorInfo,
 }
 
-/// The feed-forward tensors of one block.
-#[derive(Debug, Clone, Default)]
-struct Block {
-    gate: Option<Part>,
-    /// phi3's fused gate+up when `fused`.
-    up: Option<Part>,
-    down: Option<Part>,
-    gate_bias: Option<Part>,
-    up_bias: Option<Part>,
+/// The feed-forward tensors of one block, each as a `T`: the tensors channel removal cuts.
+#[derive(Debug, Clone)]
+pub struct FfnBlock<T> {
+    pub gate: Option<T>,
+    /// phi3's fused gate+up when the architecture fuses them.
+    pub up: Option<T>,
+    pub down: Option<T>,
+    pub gate_bias: Option<T>,
+    pub up_bias: Option<T>,
 }
+
+impl<T> Default for FfnBlock<T> {
+    fn default() -> Self {
+        FfnBlock {
+            gate: None,
+            up: None,
+            down: None,
+            gate_bias: None,
+            up_bias: None,
+        }
+    }
+}
+
+impl<T> FfnBlock<T> {
+    /// The slot of the tensor `kind` (the name after `blk.N.`), if it is one of the five.
+    pub fn slot(&mut self, kind: &str) -> Option<&mut Option<T>> {
+        Some(match kind {
+            "ffn_gate.weight" => &mut self.gate,
+            "ffn_up.weight" => &mut self.up,
+            "ffn_down.weight" => &mut self.down,
+            "ffn_gate.bias" => &mut self.gate_bias,
+            "ffn_up.bias" => &mut self.up_bias,
+            _ => return None,
+        })
+    }
+}
+
+/// `blk.N.KIND` as `(N, KIND)`; `None` for names outside the blocks.
+pub fn block_and_kind(name: &str) -> Option<(u32, &str)> {
+    let (b, kind) = name.strip_prefix("blk.")?.split_once('.')?;
+    Some((b.parse().ok()?, kind))
+}
+
+type Block = FfnBlock<Part>;
 
 /// Which channels one block keeps.
 #[derive(Debug, Clone, PartialEq)]
@@ -364,13 +398,7 @@ pub fn plan_channels(
 fn find_blocks(model: &Source) -> Result<BTreeMap<u32, Block>> {
     let mut blocks: BTreeMap<u32, Block> = BTreeMap::new();
     for (source, info) in model.tensors() {
-        let Some(rest) = info.name.strip_prefix("blk.") else {
-            continue;
-        };
-        let Some((b, kind)) = rest.split_once('.') else {
-            continue;
-        };
-        let Ok(b) = b.parse::<u32>() else {
+        let Some((b, kind)) = block_and_kind(&info.name) else {
             continue;
         };
         if kind.starts_with("ffn_") && (kind.contains("_exps") || kind.contains("_shexp")) {
@@ -385,13 +413,8 @@ fn find_blocks(model: &Source) -> Result<BTreeMap<u32, Block>> {
             info: info.clone(),
         });
         let block = blocks.entry(b).or_default();
-        match kind {
-            "ffn_gate.weight" => block.gate = part,
-            "ffn_up.weight" => block.up = part,
-            "ffn_down.weight" => block.down = part,
-            "ffn_gate.bias" => block.gate_bias = part,
-            "ffn_up.bias" => block.up_bias = part,
-            _ => {}
+        if let Some(slot) = block.slot(kind) {
+            *slot = part;
         }
     }
     blocks.retain(|_, b| b.gate.is_some() || b.up.is_some() || b.down.is_some());

@@ -276,14 +276,15 @@ pub fn make_plan(
         .get("general.architecture")
         .ok_or_else(|| Error::MissingKey("general.architecture".into()))?
         .as_str()?;
+    let tensors: Vec<(TensorRef, &TensorInfo)> = model.tensors();
+    let names: BTreeSet<&str> = tensors.iter().map(|(_, t)| t.name.as_str()).collect();
+    let roles: Vec<TensorRole> = tensors
+        .iter()
+        .map(|(_, t)| classify(&arch, &t.name))
+        .collect();
     let (method, auto) = match (opts.method, imatrix) {
         (MethodChoice::Named(m), _) => (m, None),
         (MethodChoice::Auto, Some((im, _))) if opts.prune => {
-            let roles: Vec<TensorRole> = model
-                .tensors()
-                .iter()
-                .map(|(_, t)| classify(&arch, &t.name))
-                .collect();
             let (m, why) = auto::choose(im, &roles, opts.pattern)?;
             (m, Some(why))
         }
@@ -294,30 +295,26 @@ pub fn make_plan(
         Some(c) => Some(plan_channels(model, &arch, imatrix.map(|i| i.0), c)?),
         None => None,
     };
-    let tensors: Vec<(TensorRef, &TensorInfo)> = model.tensors();
-    let names: BTreeSet<&str> = tensors.iter().map(|(_, t)| t.name.as_str()).collect();
 
     let mut plans = Vec::with_capacity(tensors.len());
-    for (source, info) in &tensors {
+    for ((source, info), role) in tensors.iter().zip(&roles) {
         let cut = channels
             .as_ref()
             .and_then(|c| c.cut(&info.name))
             .map(|c| (c.clone(), cut_info(info, c, opts.outtype)));
-        let role = classify(&arch, &info.name);
-        let action = if opts.prune
-            && selected(&role, &info.name, opts.scope, &opts.include, &opts.exclude)
-        {
-            let context = TensorContext {
-                arch: &arch,
-                info: cut.as_ref().map(|(_, i)| i).unwrap_or(info),
-                role: &role,
-                names: &names,
-                channels: channels.as_ref(),
+        let action =
+            if opts.prune && selected(role, &info.name, opts.scope, &opts.include, &opts.exclude) {
+                let context = TensorContext {
+                    arch: &arch,
+                    info: cut.as_ref().map(|(_, i)| i).unwrap_or(info),
+                    role,
+                    names: &names,
+                    channels: channels.as_ref(),
+                };
+                Action::Prune(plan_tensor(&context, imatrix.map(|i| i.0), method, opts)?)
+            } else {
+                Action::Copy
             };
-            Action::Prune(plan_tensor(&context, imatrix.map(|i| i.0), method, opts)?)
-        } else {
-            Action::Copy
-        };
         plans.push(TensorPlan {
             source: *source,
             info: (*info).clone(),

@@ -309,17 +309,7 @@ impl GgufWriter {
 
     /// A failed write, said helpfully: a full filesystem with the sizes that matter.
     fn write_error(&self, e: std::io::Error) -> Error {
-        let target = self.file.target();
-        let full = matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT));
-        match self.free_at_start {
-            Some(free) if full => Error::NoSpace {
-                path: target.to_path_buf(),
-                needed: self.layout.total_len,
-                free,
-                before: false,
-            },
-            _ => Error::io("writing", target, e),
-        }
+        write_error(&self.file, self.layout.total_len, self.free_at_start, e)
     }
 
     /// Appends `bytes` to the current tensor's data.
@@ -386,18 +376,29 @@ impl GgufWriter {
             ..
         } = self;
         if let Err(e) = out.finish() {
-            let full = matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT));
-            return Err(match free_at_start {
-                Some(free) if full => Error::NoSpace {
-                    path: file.target().to_path_buf(),
-                    needed: layout.total_len,
-                    free,
-                    before: false,
-                },
-                _ => Error::io("writing", file.target(), e),
-            });
+            return Err(write_error(&file, layout.total_len, free_at_start, e));
         }
         file.commit()
+    }
+}
+
+/// A failed write to `file` (which needs `needed` bytes), said helpfully: a full filesystem
+/// with the sizes that matter, anything else as the I/O error it is.
+fn write_error(
+    file: &PendingFile,
+    needed: u64,
+    free_at_start: Option<u64>,
+    e: std::io::Error,
+) -> Error {
+    let full = matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT));
+    match free_at_start {
+        Some(free) if full => Error::NoSpace {
+            path: file.target().to_path_buf(),
+            needed,
+            free,
+            before: false,
+        },
+        _ => Error::io("writing", file.target(), e),
     }
 }
 

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::values::{bits, bytes_of, is_float, magnitude_mask};
 use super::{claims, Violations};
-use crate::channels::Cut;
+use crate::channels::{block_and_kind, Cut, FfnBlock};
 use crate::error::Result;
 use crate::gguf::split::TensorRef;
 use crate::gguf::{GgufModel, TensorInfo};
@@ -22,32 +22,17 @@ use crate::source::Source;
 use std::sync::Arc;
 
 /// The feed-forward tensors of one block of the output, by name.
-#[derive(Debug, Default, Clone)]
-pub struct Block {
-    pub gate: Option<String>,
-    pub up: Option<String>,
-    pub down: Option<String>,
-    pub gate_bias: Option<String>,
-    pub up_bias: Option<String>,
-}
+pub type Block = FfnBlock<String>;
 
 /// The blocks that have a down projection, by block number.
 pub fn blocks(model: &GgufModel) -> BTreeMap<u32, Block> {
     let mut blocks: BTreeMap<u32, Block> = BTreeMap::new();
     for (_, t) in model.tensors() {
-        let Some((b, kind)) = t.name.strip_prefix("blk.").and_then(|r| r.split_once('.')) else {
+        let Some((b, kind)) = block_and_kind(&t.name) else {
             continue;
         };
-        let Ok(b) = b.parse::<u32>() else { continue };
-        let slot = blocks.entry(b).or_default();
-        let name = Some(t.name.clone());
-        match kind {
-            "ffn_gate.weight" => slot.gate = name,
-            "ffn_up.weight" => slot.up = name,
-            "ffn_down.weight" => slot.down = name,
-            "ffn_gate.bias" => slot.gate_bias = name,
-            "ffn_up.bias" => slot.up_bias = name,
-            _ => {}
+        if let Some(slot) = blocks.entry(b).or_default().slot(kind) {
+            *slot = Some(t.name.clone());
         }
     }
     blocks.retain(|_, b| b.down.is_some());
