@@ -153,11 +153,11 @@ fn temp_prefix(target: &Path) -> String {
     format!(".{stem}.dass-{}-", std::process::id())
 }
 
-/// A named temporary file for `target` in `dir`.
-fn named_in(dir: &Path, target: &Path) -> Result<tempfile::NamedTempFile> {
-    let prefix = temp_prefix(target);
+/// How this tool names temporary files: `PREFIX` (from [`temp_prefix`]) then
+/// `XXXXXX.partial`.
+fn temp_builder(prefix: &str) -> tempfile::Builder<'_, 'static> {
     let mut builder = tempfile::Builder::new();
-    builder.prefix(&prefix).suffix(".partial");
+    builder.prefix(prefix).suffix(".partial");
     // tempfile's default 0600 suits secrets, not models: ask for 0666 so the umask decides.
     #[cfg(unix)]
     {
@@ -165,6 +165,11 @@ fn named_in(dir: &Path, target: &Path) -> Result<tempfile::NamedTempFile> {
         builder.permissions(std::fs::Permissions::from_mode(0o666));
     }
     builder
+}
+
+/// A named temporary file for `target` in `dir`.
+fn named_in(dir: &Path, target: &Path) -> Result<tempfile::NamedTempFile> {
+    temp_builder(&temp_prefix(target))
         .tempfile_in(dir)
         .map_err(|e| Error::io("creating a file in", dir, without_path(e)))
 }
@@ -221,36 +226,15 @@ fn link_unnamed(file: &File, target: &Path, overwrite: bool) -> Result<()> {
     if !overwrite {
         return link_fd(file, target).map_err(err);
     }
-    let dir = parent_dir(target);
-    // A fresh name: the same prefix as the named temporary files, so that a kill in the instant
-    // between link and rename leaves a file that `leftovers` recognises.
-    for attempt in 0u32..100 {
-        let name = format!(
-            "{}{:06x}.partial",
-            temp_prefix(target),
-            (std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.subsec_nanos())
-                .unwrap_or(0)
-                ^ attempt.wrapping_mul(0x9E37_79B9))
-                & 0xff_ffff
-        );
-        let temp = dir.join(name);
-        match link_fd(file, &temp) {
-            Ok(()) => {
-                return std::fs::rename(&temp, target).map_err(|e| {
-                    let _ = std::fs::remove_file(&temp);
-                    err(e)
-                })
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(err(e)),
-        }
-    }
-    Err(err(std::io::Error::new(
-        std::io::ErrorKind::AlreadyExists,
-        "no free temporary name for the rename",
-    )))
+    // A fresh name with the same prefix as the named temporary files (so that a kill in the
+    // instant between link and rename leaves a file `leftovers` recognises), then the rename.
+    let linked = temp_builder(&temp_prefix(target))
+        .make_in(parent_dir(target), |temp| link_fd(file, temp))
+        .map_err(|e| err(without_path(e)))?;
+    linked
+        .into_temp_path()
+        .persist(target)
+        .map_err(|e| err(without_path(e.error)))
 }
 
 #[cfg(not(target_os = "linux"))]
