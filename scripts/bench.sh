@@ -20,6 +20,11 @@
 #                   writes the cut imatrix)
 #   keep 0.75 2:4   the same, then DaSS 2:4 on the kept channels
 #   quantize Q8_0   llama-quantize IN OUT Q8_0
+#   hf dry-run      dass-gguf convert CHECKPOINT --outtype f16 --dry-run: reads config.json and
+#                   the tokenizer files and builds every metadata value (the vocabulary's cost),
+#                   writes nothing. CHECKPOINT is $DASS_CACHE/hf/NAME for an input
+#                   $MODELS/NAME/*.gguf; both hf rows are skipped when it does not exist
+#   hf f16          dass-gguf convert CHECKPOINT --outtype f16 (the whole safetensors conversion)
 #   numpy dass 50%  scripts/bench_numpy_dass.py (gguf-py + NumPy); skipped for inputs over 4 GB:
 #                   GGUFWriter holds every pruned tensor until the end (anonymous memory about the
 #                   size of the FFN tensors, ~11 GB for a 7B, plus ~1.2 GB of float32 / int64
@@ -144,9 +149,14 @@ for input in "${inputs[@]}"; do
     : >"$results"
     out="$work/out.gguf"
     rows=("cp" "cp + fsync" "dass 50%" "dass 2:4" "wanda 50%" "magnitude 50%" "keep 0.75"
-        "keep 0.75 2:4" "quantize Q8_0" "numpy dass 50%")
+        "keep 0.75 2:4" "quantize Q8_0" "hf dry-run" "hf f16" "numpy dass 50%")
     if [[ -n "${ROWS:-}" ]]; then
         IFS='|' read -r -a rows <<<"$ROWS"
+    fi
+    checkpoint=""
+    if [[ "$(dirname "$(dirname "$input")")" == "$MODELS" ]]; then
+        checkpoint="$DASS_CACHE/hf/$(basename "$(dirname "$input")")"
+        [[ -f "$checkpoint/config.json" ]] || checkpoint=""
     fi
     numpy=1
     if ((size > NUMPY_MAX_BYTES)); then
@@ -156,6 +166,11 @@ for input in "${inputs[@]}"; do
     echo "## $input"
     echo
     echo "- $((size / 1000000)) MB; imatrix $imatrix"
+    if [[ -n "$checkpoint" ]]; then
+        echo "- hf rows: $checkpoint"
+    else
+        echo "- hf rows: skipped (no checkpoint at \$DASS_CACHE/hf/NAME for this input)"
+    fi
     ((numpy)) || echo "- numpy dass 50%: skipped ($((size / 1000000)) MB > $((NUMPY_MAX_BYTES / 1000000)) MB: it keeps every pruned tensor in memory, too much beside the mapped input)"
     echo "- warming the page cache: reading the input once"
     cat "$input" >/dev/null
@@ -178,6 +193,12 @@ for input in "${inputs[@]}"; do
                 "keep 0.75 2:4") run_timed "$row" "$BIN" convert "$input" -o "$out" --imatrix "$imatrix" \
                     --keep-ffn 0.75 --pattern 2:4 --quiet --force ;;
                 "quantize Q8_0") run_timed "$row" "$QUANTIZE" "$input" "$out" Q8_0 ;;
+                "hf dry-run")
+                    [[ -n "$checkpoint" ]] || continue
+                    run_timed "$row" "$BIN" convert "$checkpoint" -o "$out" --outtype f16 --dry-run --quiet ;;
+                "hf f16")
+                    [[ -n "$checkpoint" ]] || continue
+                    run_timed "$row" "$BIN" convert "$checkpoint" -o "$out" --outtype f16 --quiet --force ;;
                 "numpy dass 50%")
                     ((numpy)) || continue
                     run_timed "$row" "$PY" "$HERE/bench_numpy_dass.py" "$input" "$imatrix" "$out" ;;

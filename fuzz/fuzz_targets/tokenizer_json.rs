@@ -53,8 +53,8 @@ fn dir() -> &'static Path {
     .path()
 }
 
-fn array_len(v: Option<&Value>) -> Option<usize> {
-    match v {
+fn array_len(v: dass_gguf::error::Result<Option<Value>>) -> Option<usize> {
+    match v.expect("an array the list encoded decodes") {
         Some(Value::Array(_, items)) => Some(items.len()),
         _ => None,
     }

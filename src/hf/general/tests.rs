@@ -27,7 +27,8 @@ fn render(kv: &KvList) -> Vec<String> {
         }
     }
     kv.iter()
-        .map(|(k, v)| match v {
+        .map(|e| e.unwrap())
+        .map(|(k, v)| match &v {
             Value::Array(t, items) => format!(
                 "{k} arr[{}] {}",
                 ty(*t),

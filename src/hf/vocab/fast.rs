@@ -10,9 +10,10 @@ use serde_json::{Map, Value as Json};
 use tokenizers::processors::template::TemplateProcessing;
 use tokenizers::{AddedToken, Tokenizer};
 
+use super::tokenizer_json::{read_tokenizer_json, TokenizerJson};
 use super::{added_tokens_decoder_entries, json_bool};
 use crate::error::{Error, Result};
-use crate::hf::py::{json_int, py_truthy, read_json, read_json_object_if_file, OrderedObject};
+use crate::hf::py::{json_int, py_truthy, read_json_object_if_file, OrderedObject};
 
 // What `transformers.AutoTokenizer.from_pretrained(dir)` (4.57.6) makes of tokenizer.json
 
@@ -257,10 +258,9 @@ impl FastTok {
                 "add_prefix_space with LlamaTokenizerFast (a conversion from the slow tokenizer)",
             ));
         }
-        let tj = read_json(&file)?;
-        let tj_obj = tj
-            .as_object()
-            .ok_or_else(|| Error::checkpoint(&file, "not a JSON object"))?;
+        let TokenizerJson::Object(tj_obj) = read_tokenizer_json(&file)? else {
+            return Err(Error::checkpoint(&file, "not a JSON object"));
+        };
         let mut tok = Tokenizer::from_file(&file).map_err(|e| {
             Error::checkpoint(
                 &file,

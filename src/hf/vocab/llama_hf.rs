@@ -5,10 +5,11 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use super::fast::FastTok;
+use super::tokenizer_json::{read_tokenizer_json, ModelEntry, TokenizerJson};
 use super::{reverse_vocab, Ctx, LlamaVocab, BYTE, CONTROL, NORMAL, USER_DEFINED};
 use crate::error::{Error, Result};
 use crate::hf::kv::KvList;
-use crate::hf::py::{py_truthy, read_json};
+use crate::hf::py::py_truthy;
 
 /// Which path `LlamaModel.set_vocab` takes without `tokenizer.model`.
 pub(super) enum LlamaHfCheck {
@@ -26,16 +27,14 @@ pub(super) fn llama_hf_precheck(dir: &Path) -> Result<LlamaHfCheck> {
     if !path.is_file() {
         return Ok(LlamaHfCheck::Fallback);
     }
-    let tj = read_json(&path)?;
     let key_error = |k: &str| Error::checkpoint(&path, format!("no key {k:?}"));
-    let Some(obj) = tj.as_object() else {
+    let TokenizerJson::Object(obj) = read_tokenizer_json(&path)? else {
         return Ok(LlamaHfCheck::Fallback);
     };
-    let Some(model) = obj.get("model") else {
-        return Err(key_error("model"));
-    };
-    let Some(model) = model.as_object() else {
-        return Ok(LlamaHfCheck::Fallback);
+    let model = match &obj.model {
+        None => return Err(key_error("model")),
+        Some(ModelEntry::Other) => return Ok(LlamaHfCheck::Fallback),
+        Some(ModelEntry::Object(m)) => &m.fields,
     };
     let is_bpe = model.get("type").ok_or_else(|| key_error("model.type"))? == "BPE";
     let flag = |k: &str, default: bool| model.get(k).map_or(default, py_truthy);

@@ -19,6 +19,7 @@ mod llama_hf;
 mod protobuf;
 mod sentencepiece;
 mod special;
+mod tokenizer_json;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -26,14 +27,14 @@ use std::path::Path;
 use serde_json::{Map, Value as Json};
 
 use crate::error::{Error, Result};
-use crate::gguf::{Value, ValueType};
 use crate::hf::kv::KvList;
-use crate::hf::py::{json_int, json_len, py_int, read_json, read_json_object_if_file};
+use crate::hf::py::{json_int, json_len, py_int, read_json_object_if_file};
 
 use llama_hf::{llama_hf_precheck, LlamaHfCheck};
 use sentencepiece::phi3_uses_gpt2;
 pub use sentencepiece::{read_sentencepiece, SpPiece};
 use special::SpecialVocab;
+use tokenizer_json::{read_tokenizer_json, TokenizerJson};
 
 // Token types (gguf-py `TokenType`, written as INT32).
 const NORMAL: i32 = 1;
@@ -218,11 +219,12 @@ pub fn vocab_len(dir: &Path, hf_class: &str, hparams: &Map<String, Json>) -> Res
     match family {
         Family::Gemma3 if !has_sp => {
             let path = dir.join("tokenizer.json");
-            let tj = read_json(&path)?;
+            let TokenizerJson::Object(tj) = read_tokenizer_json(&path)? else {
+                return Err(Error::checkpoint(&path, "no model.vocab"));
+            };
             let n_vocab = tj
-                .get("model")
-                .and_then(|m| m.get("vocab"))
-                .and_then(json_len)
+                .model_object()
+                .and_then(|m| m.vocab_len)
                 .ok_or_else(|| Error::checkpoint(&path, "no model.vocab"))?;
             let n_added = tj
                 .get("added_tokens")
@@ -326,26 +328,14 @@ impl LlamaVocab {
         kv.add_str(KEY_MODEL, "llama");
         kv.add_str(KEY_PRE, "default");
         kv.add_str_array(KEY_TOKENS, &self.tokens);
-        kv.add(
-            KEY_SCORES,
-            Value::Array(
-                ValueType::F32,
-                self.scores.iter().map(|&s| Value::F32(s)).collect(),
-            ),
-        );
+        kv.add_f32_array(KEY_SCORES, &self.scores);
         add_token_types(kv, &self.types);
         SpecialVocab::load(ctx.dir, ctx.raw_config, false, None, Some(self.len()))?.add_to_gguf(kv)
     }
 }
 
 fn add_token_types(kv: &mut KvList, types: &[i32]) {
-    kv.add(
-        KEY_TOKEN_TYPE,
-        Value::Array(
-            ValueType::I32,
-            types.iter().map(|&t| Value::I32(t)).collect(),
-        ),
-    );
+    kv.add_i32_array(KEY_TOKEN_TYPE, types);
 }
 
 /// `tokenizer_config.json`'s `added_tokens_decoder` as (id, entry) pairs.

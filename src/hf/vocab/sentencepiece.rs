@@ -7,6 +7,7 @@ use std::path::Path;
 use serde_json::{Map, Value as Json};
 
 use super::protobuf::PbReader;
+use super::tokenizer_json::{read_tokenizer_json_if_file, TokenizerJson};
 use super::{
     added_tokens_decoder_entries, config_vocab_size, does_token_look_special, entry_content,
     index_below, Ctx, LlamaVocab, BYTE, CONTROL, NORMAL, UNKNOWN, UNUSED, USER_DEFINED,
@@ -141,7 +142,10 @@ impl Ctx<'_> {
             }
         }
         let tj_path = self.dir.join("tokenizer.json");
-        if let Some(tj) = read_json_object_if_file(&tj_path)? {
+        if let Some(tj) = read_tokenizer_json_if_file(&tj_path)? {
+            let TokenizerJson::Object(tj) = tj else {
+                return Err(Error::checkpoint(&tj_path, "not a JSON object"));
+            };
             let added = match tj.get("added_tokens") {
                 None => &[][..],
                 Some(Json::Array(a)) => &a[..],

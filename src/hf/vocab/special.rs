@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value as Json};
 
+use super::tokenizer_json::{read_tokenizer_json_if_file, ModelEntry, TokenizerJson};
 use super::{
     KEY_ADD_BOS, KEY_CHAT_TEMPLATE, KEY_CHAT_TEMPLATES, KEY_LOWERCASE, KEY_MERGES,
     KEY_STRIP_ACCENTS,
@@ -120,24 +121,26 @@ impl SpecialVocab {
 
     fn load_from_tokenizer_json(&mut self, dir: &Path) -> Result<()> {
         let tj_path = dir.join("tokenizer.json");
-        let tokenizer = read_json_if_file(&tj_path)?;
+        let tokenizer = read_tokenizer_json_if_file(&tj_path)?;
         let mut added_tokens: Vec<Json> = Vec::new();
-        let tj = match &tokenizer {
-            Some(Json::Object(o)) => Some(o),
-            Some(_) => return Err(Error::checkpoint(&tj_path, "not a JSON object")),
+        let mut tj = match tokenizer {
+            Some(TokenizerJson::Object(o)) => Some(o),
+            Some(TokenizerJson::NotObject) => {
+                return Err(Error::checkpoint(&tj_path, "not a JSON object"))
+            }
             None => None,
         };
-        if let Some(tj) = tj {
+        if let Some(tj) = tj.as_mut() {
             if self.load_merges {
-                let merges = match tj.get("model") {
+                let merges = match &mut tj.model {
                     None => None,
-                    Some(Json::Object(m)) => m.get("merges"),
-                    Some(_) => return Err(Error::checkpoint(&tj_path, "model is not an object")),
-                };
-                if let Some(Json::Array(ms)) = merges {
-                    if !ms.is_empty() {
-                        self.merges = parse_merges(ms, &tj_path)?;
+                    Some(ModelEntry::Object(m)) => m.merges.take(),
+                    Some(ModelEntry::Other) => {
+                        return Err(Error::checkpoint(&tj_path, "model is not an object"))
                     }
+                };
+                if let Some(ms) = merges.filter(|m| !m.is_empty()) {
+                    self.merges = ms.into_strings(&tj_path)?;
                 }
             }
             if let Some(n) = tj.get("normalizer").filter(|n| py_truthy(n)) {
@@ -160,7 +163,7 @@ impl SpecialVocab {
             _ => None,
         };
         let tc_truthy = |tc: &Option<Map<String, Json>>| tc.as_ref().is_some_and(|m| !m.is_empty());
-        if let Some(tj) = tj.filter(|o| !o.is_empty()) {
+        if let Some(tj) = tj.as_ref().filter(|o| !o.is_empty()) {
             let get = |tc: &Option<Map<String, Json>>, k: &str| {
                 tc.as_ref()
                     .and_then(|m| m.get(k))
@@ -608,32 +611,4 @@ pub(super) fn add_chat_template_list(
         kv.add_str(KEY_CHAT_TEMPLATE, &d);
     }
     Ok(())
-}
-
-/// `model.merges` of tokenizer.json: `"a b"` strings, or `["a", "b"]` pairs whose spaces
-/// become `Ġ`.
-pub(super) fn parse_merges(ms: &[Json], path: &Path) -> Result<Vec<String>> {
-    let bad = || Error::checkpoint(path, "model.merges mixes formats");
-    match &ms[0] {
-        Json::String(_) => ms
-            .iter()
-            .map(|m| m.as_str().map(str::to_string).ok_or_else(bad))
-            .collect(),
-        Json::Array(p) if p.len() == 2 && p[0].is_string() => ms
-            .iter()
-            .map(|m| {
-                let parts = m.as_array().ok_or_else(bad)?;
-                let parts = parts
-                    .iter()
-                    .map(|s| {
-                        s.as_str()
-                            .map(|s| s.replace(' ', "\u{120}"))
-                            .ok_or_else(bad)
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                Ok(parts.join(" "))
-            })
-            .collect(),
-        _ => Err(Error::checkpoint(path, "Unknown tokenizer merges format")),
-    }
 }

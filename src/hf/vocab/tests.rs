@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use super::fast::{clean_up_tokenization, mistral_regex_check_applies, pep440_release, FastTok};
 use super::gpt2::{hex, lookup_pre_tokenizer, sha256, CHKTXT, PRE_HASHES};
 use super::sentencepiece::{parse_sentencepiece, SpPiece};
-use super::special::{add_chat_template_list, parse_merges, ChatTemplate};
+use super::special::{add_chat_template_list, ChatTemplate};
 use super::*;
-use crate::gguf::GgufFile;
+use crate::gguf::{GgufFile, Value, ValueType};
 use crate::hf::py::{py_int, py_isspace, py_strip, py_truthy, python_int_list, OrderedObject};
 
 // ------------------------------------------------------------------ protobuf helpers
@@ -310,25 +310,6 @@ fn token_looks_special() {
 }
 
 #[test]
-fn merges_in_both_formats() {
-    let p = Path::new("tokenizer.json");
-    let strings = [Json::from("a b"), Json::from("\u{120}t he")];
-    assert_eq!(parse_merges(&strings, p).unwrap(), ["a b", "\u{120}t he"]);
-    let pairs = [
-        serde_json::json!(["a", "b"]),
-        serde_json::json!([" t", "h e"]),
-    ];
-    assert_eq!(
-        parse_merges(&pairs, p).unwrap(),
-        ["a b", "\u{120}t h\u{120}e"]
-    );
-    assert!(parse_merges(&[serde_json::json!(1)], p).is_err());
-    assert!(parse_merges(&[serde_json::json!(["a", "b", "c"])], p).is_err());
-    assert!(parse_merges(&[Json::from("a b"), serde_json::json!(["a", "b"])], p).is_err());
-    assert!(parse_merges(&[serde_json::json!(["a", "b"]), Json::from("a b")], p).is_err());
-}
-
-#[test]
 fn python_list_formatting() {
     assert_eq!(python_int_list(&[]), "[]");
     assert_eq!(python_int_list(&[7]), "[7]");
@@ -475,7 +456,7 @@ fn obj(v: Json) -> Map<String, Json> {
 }
 
 fn strings(kv: &KvList, key: &str) -> Vec<String> {
-    match kv.get(key) {
+    match kv.get(key).unwrap() {
         Some(Value::Array(ValueType::String, items)) => items
             .iter()
             .map(|v| match v {
@@ -488,7 +469,7 @@ fn strings(kv: &KvList, key: &str) -> Vec<String> {
 }
 
 fn ints(kv: &KvList, key: &str) -> Vec<i32> {
-    match kv.get(key) {
+    match kv.get(key).unwrap() {
         Some(Value::Array(ValueType::I32, items)) => items
             .iter()
             .map(|v| match v {
@@ -501,7 +482,7 @@ fn ints(kv: &KvList, key: &str) -> Vec<i32> {
 }
 
 fn floats(kv: &KvList, key: &str) -> Vec<f32> {
-    match kv.get(key) {
+    match kv.get(key).unwrap() {
         Some(Value::Array(ValueType::F32, items)) => items
             .iter()
             .map(|v| match v {
@@ -639,11 +620,11 @@ fn gemma_writes_eot_and_space_prefix_last() {
         ]
     );
     assert!(matches!(
-        kv.get("tokenizer.ggml.eot_token_id"),
+        kv.get("tokenizer.ggml.eot_token_id").unwrap(),
         Some(Value::U32(107))
     ));
     assert!(matches!(
-        kv.get(KEY_ADD_SPACE_PREFIX),
+        kv.get(KEY_ADD_SPACE_PREFIX).unwrap(),
         Some(Value::Bool(false))
     ));
 }
