@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
+use crate::activations::Quantiles;
 use crate::dequant::{can_dequantize, dequantize};
 use crate::error::{Error, Result};
 use crate::gguf::split::TensorRef;
@@ -231,6 +232,12 @@ pub struct BlockChannels {
     pub kept: Arc<Vec<u32>>,
     /// The share of the block's total score that the removed channels held.
     pub removed_score_share: f64,
+    /// The spread of the block's channel scores (for the reports).
+    pub scores: Option<Quantiles>,
+    /// The highest score among the removed channels: where the cut fell.
+    pub highest_removed: Option<f64>,
+    /// The lowest score among the kept channels.
+    pub lowest_kept: Option<f64>,
 }
 
 /// How a tensor is cut: which rows, or which columns, stay.
@@ -359,6 +366,20 @@ pub fn plan_channels(
         let kept = Arc::new(keep_highest(&scores, width));
         let total: f64 = scores.iter().sum();
         let kept_sum: f64 = kept.iter().map(|&i| scores[i as usize]).sum();
+        let mut is_kept = vec![false; scores.len()];
+        for &i in kept.iter() {
+            is_kept[i as usize] = true;
+        }
+        let extreme = |keep: bool, pick: fn(f64, f64) -> f64| {
+            scores
+                .iter()
+                .zip(&is_kept)
+                .filter(|(_, &k)| k == keep)
+                .map(|(&s, _)| s)
+                .reduce(pick)
+        };
+        let highest_removed = extreme(false, f64::max);
+        let lowest_kept = extreme(true, f64::min);
         let block = &blocks[&b];
         let rows_of_up = if fused {
             let both: Vec<u32> = kept
@@ -389,6 +410,9 @@ pub fn plan_channels(
             } else {
                 0.0
             },
+            scores: Quantiles::of(scores.iter().copied()),
+            highest_removed,
+            lowest_kept,
         });
     }
     Ok(plan)

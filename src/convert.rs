@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::activations::Activations;
 use crate::error::{Error, Result};
 use crate::execute::{execute, Progress};
 use crate::gguf::writer::check_not_an_input;
@@ -15,7 +16,7 @@ use crate::imatrix_cut;
 use crate::out_type::OutType;
 use crate::output_file::write_whole;
 use crate::plan::{self, Plan};
-use crate::report::Report;
+use crate::report::{Report, ReportFormat};
 use crate::source::Source;
 use crate::verify::{self, Verdict};
 
@@ -52,6 +53,8 @@ pub struct Job {
     plan: Plan,
     /// The imatrix and where its cut copy goes, when channels are removed.
     cut_imatrix: Option<(ImatrixFormat, PathBuf)>,
+    /// The imatrix per layer and role, for the report.
+    activations: Option<Activations>,
 }
 
 impl Job {
@@ -112,6 +115,7 @@ impl Job {
             inputs,
             plan,
             cut_imatrix,
+            activations: imatrix.as_ref().map(Activations::of),
         })
     }
 
@@ -157,13 +161,19 @@ impl Job {
             r.imatrix.as_ref().map(|p| p.display().to_string()),
             &self.plan,
             outcome,
+            self.activations.clone(),
         );
         if let Some(path) = &r.report {
-            let json = serde_json::to_string_pretty(&report)
-                .map_err(|e| Error::Usage(format!("encoding the report: {e}")))?
-                + "\n";
+            let text = match ReportFormat::of(path) {
+                ReportFormat::Json => {
+                    serde_json::to_string_pretty(&report)
+                        .map_err(|e| Error::Usage(format!("encoding the report: {e}")))?
+                        + "\n"
+                }
+                ReportFormat::Html => report.html_page().render()?,
+            };
             let inputs: Vec<&Path> = self.inputs.iter().map(|p| p.as_path()).collect();
-            write_whole(path, json.as_bytes(), &inputs, true)?;
+            write_whole(path, text.as_bytes(), &inputs, true)?;
         }
         Ok(report)
     }

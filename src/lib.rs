@@ -3,6 +3,7 @@
 //! This crate reads GGUF models and llama.cpp imatrix files, dequantizes ggml types exactly,
 //! and writes GGUF v3 byte for byte where nothing changes.
 
+pub mod activations;
 pub mod auto;
 pub mod channels;
 pub mod convert;
@@ -13,12 +14,14 @@ pub mod fault;
 pub mod ggml_type;
 pub mod gguf;
 pub mod hf;
+pub mod html;
 pub mod imatrix;
 pub mod imatrix_cut;
 pub mod inspect;
 pub mod kernels;
 pub mod mapped;
 pub mod metadata;
+pub mod model_report;
 pub mod out_type;
 pub mod output_file;
 pub mod perplexity;

@@ -13,6 +13,7 @@ use dass_gguf::error::human_bytes;
 use dass_gguf::gguf::GgufModel;
 use dass_gguf::inspect;
 use dass_gguf::kernels::Pattern;
+use dass_gguf::model_report::{write_model_report, ModelReportRequest};
 use dass_gguf::out_type::OutType;
 use dass_gguf::output_file::{self, parent_dir};
 use dass_gguf::perplexity::Perplexity;
@@ -56,6 +57,22 @@ enum Command {
         /// No progress bar.
         #[arg(long, short)]
         quiet: bool,
+    },
+    /// Write the report of a model that is not (or not yet) pruned: what its imatrix says per
+    /// layer and role, and a sweep's perplexity against size. An HTML page with charts when
+    /// the output's name ends in .html, JSON otherwise.
+    Report {
+        /// The model (GGUF; for a split model, any shard).
+        model: PathBuf,
+        /// llama.cpp imatrix file (GGUF or legacy .dat) of this model.
+        #[arg(long)]
+        imatrix: Option<PathBuf>,
+        /// The results `sweep --json FILE` wrote.
+        #[arg(long)]
+        sweep: Option<PathBuf>,
+        /// Where to write the report (replaced if it exists; never one of the inputs).
+        #[arg(long, short)]
+        output: PathBuf,
     },
     /// Check a file convert wrote against what its dass.* metadata claims (and, with
     /// --against, against the input it was made from). Exit code 1 when anything is not so.
@@ -115,6 +132,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
             json,
             quiet,
         } => verify_command(&file, against.as_deref(), json, quiet),
+        Command::Report {
+            model,
+            imatrix,
+            sweep,
+            output,
+        } => {
+            let request = ModelReportRequest {
+                model,
+                imatrix,
+                sweep,
+                output,
+            };
+            write_model_report(&request)?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -234,7 +266,8 @@ struct ConvertArgs {
     /// Print what would happen to every tensor, and stop.
     #[arg(long)]
     dry_run: bool,
-    /// Write a JSON report here.
+    /// Write a report here: an HTML page with charts when the name ends in .html, JSON
+    /// otherwise.
     #[arg(long)]
     report: Option<PathBuf>,
     /// No progress bar and no summary.

@@ -1,12 +1,16 @@
-//! The JSON report of `convert --report` and the short human summary.
+//! The report of `convert --report` (JSON, or HTML through [`crate::html`]) and the short
+//! human summary.
 
 use std::fmt;
+use std::path::Path;
 
 use serde::Serialize;
 
+use crate::activations::{Activations, Quantiles};
 use crate::channels::ChannelPlan;
 use crate::execute::Outcome;
 use crate::gguf::TensorInfo;
+use crate::html::Page;
 use crate::kernels::{Axis, Pattern};
 use crate::plan::{Action, OptionsSummary, Plan, PruneStep, Zeroed};
 use crate::rules::Groups;
@@ -81,6 +85,12 @@ pub struct LayerChannels {
     pub kept: usize,
     /// The share of the block's total channel score held by the removed channels.
     pub removed_score_share: f64,
+    /// The spread of the block's channel scores.
+    pub score_quantiles: Option<Quantiles>,
+    /// The highest score among the removed channels (where the cut fell).
+    pub highest_removed_score: Option<f64>,
+    /// The lowest score among the kept channels.
+    pub lowest_kept_score: Option<f64>,
 }
 
 /// What channel removal did.
@@ -112,6 +122,9 @@ impl ChannelReport {
                     channels: b.n_ff,
                     kept: b.kept.len(),
                     removed_score_share: b.removed_score_share,
+                    score_quantiles: b.scores,
+                    highest_removed_score: b.highest_removed,
+                    lowest_kept_score: b.lowest_kept,
                 })
                 .collect(),
         }
@@ -164,6 +177,8 @@ pub struct Report {
     pub channels: Option<ChannelReport>,
     pub tensors: Vec<PrunedTensor>,
     pub totals: Totals,
+    /// The imatrix per layer and role, when one was given.
+    pub activations: Option<Activations>,
     pub seconds: f64,
     pub threads: usize,
     pub simd: &'static str,
@@ -177,6 +192,7 @@ impl Report {
         imatrix: Option<String>,
         plan: &Plan,
         outcome: Outcome,
+        activations: Option<Activations>,
     ) -> Self {
         let totals = plan.totals();
         let tensors: Vec<PrunedTensor> = plan
@@ -203,9 +219,100 @@ impl Report {
                 output_bytes: outcome.output_bytes,
             },
             tensors,
+            activations,
             seconds: outcome.seconds,
             threads: rayon::current_num_threads(),
             simd: crate::kernels::simd_level(),
+        }
+    }
+}
+
+/// What a report file holds, by its extension: `.html` / `.htm` a page, anything else JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportFormat {
+    Json,
+    Html,
+}
+
+impl ReportFormat {
+    pub fn of(path: &Path) -> ReportFormat {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some(e) if e.eq_ignore_ascii_case("html") || e.eq_ignore_ascii_case("htm") => {
+                ReportFormat::Html
+            }
+            _ => ReportFormat::Json,
+        }
+    }
+}
+
+impl Report {
+    /// The HTML page of this report.
+    pub fn html_page(&self) -> Page<'_> {
+        let t = &self.totals;
+        let mut facts = vec![
+            ("tool".to_string(), self.tool.clone()),
+            ("input".to_string(), self.input.join(", ")),
+            ("output".to_string(), self.output.clone()),
+            (
+                "imatrix".to_string(),
+                self.imatrix.clone().unwrap_or_else(|| "none".into()),
+            ),
+            (
+                "method".to_string(),
+                match &self.options.auto {
+                    Some(_) => format!("{} (chosen by auto)", self.options.method),
+                    None => self.options.method.to_string(),
+                },
+            ),
+            ("pattern".to_string(), self.options.pattern.clone()),
+            (
+                "zeroed".to_string(),
+                if t.pruned_tensors == 0 {
+                    format!("nothing; {} tensors copied or cut", t.copied_tensors)
+                } else {
+                    format!(
+                        "{} of {} weights in {} pruned tensors ({:.2}%); {} tensors copied",
+                        t.zeroed,
+                        t.weights_in_pruned_tensors,
+                        t.pruned_tensors,
+                        100.0 * t.sparsity,
+                        t.copied_tensors
+                    )
+                },
+            ),
+        ];
+        if let Some(c) = &self.channels {
+            let kept: usize = c.layers.iter().map(|l| l.kept).sum();
+            let before: usize = c.layers.iter().map(|l| l.channels).sum();
+            facts.push((
+                "feed-forward channels".to_string(),
+                format!(
+                    "kept {kept} of {before} (score {}, {})",
+                    c.score, c.allocation
+                ),
+            ));
+        }
+        facts.push((
+            "output size".to_string(),
+            format!(
+                "{} bytes ({:.1} MiB)",
+                t.output_bytes,
+                t.output_bytes as f64 / (1 << 20) as f64
+            ),
+        ));
+        facts.push((
+            "time".to_string(),
+            format!(
+                "{:.2} s on {} threads ({})",
+                self.seconds, self.threads, self.simd
+            ),
+        ));
+        Page {
+            title: format!("dass-gguf report: {}", self.output),
+            facts,
+            report: Some(self),
+            activations: None,
+            sweep: None,
         }
     }
 }

@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::convert::{Job, Request};
 use crate::error::{Error, Result};
@@ -51,7 +51,7 @@ pub trait Steps {
 }
 
 /// One measured model.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Row {
     pub label: String,
     pub size_bytes: u64,
@@ -62,7 +62,7 @@ pub struct Row {
 }
 
 /// The result of a sweep.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Outcome {
     pub model: PathBuf,
     pub text: PathBuf,
