@@ -475,3 +475,58 @@ fn report_refuses_what_does_not_fit_and_leaves_nothing() {
         .unwrap()
         .contains("Nothing to draw"));
 }
+
+/// The imatrix summary (mean and quantiles per entry) against gguf-py + NumPy
+/// (scripts/oracle/activation_summary.py), on SmolLM2's imatrix.
+#[test]
+fn smollm2_activation_summary_matches_numpy() {
+    let (Some(model), Some(imatrix), Some(python)) = (
+        real_file("smollm2", "model.f16.gguf"),
+        real_file("smollm2", "imatrix.gguf"),
+        common::oracle_python("smollm2"),
+    ) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (ours, theirs) = (dir.path().join("r.json"), dir.path().join("numpy.json"));
+    run_ok(&[
+        OsStr::new("report"),
+        model.as_os_str(),
+        OsStr::new("--imatrix"),
+        imatrix.as_os_str(),
+        OsStr::new("-o"),
+        ours.as_os_str(),
+    ]);
+    common::run_oracle(
+        &python,
+        "activation_summary.py",
+        &[imatrix.as_os_str(), theirs.as_os_str()],
+    );
+    let ours = read_json(&ours);
+    let theirs = read_json(&theirs);
+    let rows = ours["activations"]["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), theirs.as_object().unwrap().len());
+    assert_eq!(rows.len(), 210, "SmolLM2: 30 blocks of 7 weights");
+    for r in rows {
+        let t = &theirs[r["name"].as_str().unwrap()];
+        assert_eq!(r["block"], t["block"]);
+        assert_eq!(r["role"], t["role"]);
+        assert_eq!(r["columns"], t["columns"]);
+        let mut got = quantiles(&r["quantiles"]);
+        got.push(json_f64(&r["mean"]));
+        let mut want: Vec<f64> = t["quantiles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(json_f64)
+            .collect();
+        want.push(json_f64(&t["mean"]));
+        for (g, w) in got.iter().zip(&want) {
+            assert!(
+                (g - w).abs() <= 1e-12 * w.abs(),
+                "{}: {got:?} {want:?}",
+                r["name"]
+            );
+        }
+    }
+}
