@@ -431,7 +431,7 @@ fn sweep_command(a: SweepArgs) -> Result<()> {
     let outcome = sweep::sweep(
         SweepRequest {
             input: a.input,
-            imatrix: a.imatrix,
+            imatrix: a.imatrix.clone(),
             candidates,
             perplexity,
             apply: a.apply,
@@ -443,7 +443,10 @@ fn sweep_command(a: SweepArgs) -> Result<()> {
     let outcome = outcome?;
     if let Some(path) = &a.json {
         let text = serde_json::to_string_pretty(&outcome)? + "\n";
-        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+        // Written whole or not at all, and never over the model, imatrix or text.
+        let mut inputs = vec![outcome.model.as_path(), outcome.text.as_path()];
+        inputs.extend(a.imatrix.as_deref());
+        output_file::write_whole(path, text.as_bytes(), &inputs, true)?;
     }
     let mut out = std::io::stdout().lock();
     out.write_all(outcome.table().as_bytes())?;

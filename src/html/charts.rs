@@ -108,12 +108,25 @@ fn axis_range(values: impl Iterator<Item = f64>, scale: Scale, from_zero: bool) 
     }
 }
 
+/// `range` with its top raised so that the data fill the lower 75% and the legend, drawn at the
+/// upper right, covers none of it.
+fn with_legend_room(range: Range<f64>, scale: Scale) -> Range<f64> {
+    const DATA_SHARE: f64 = 0.75;
+    match scale {
+        Scale::Linear => range.start..range.start + (range.end - range.start) / DATA_SHARE,
+        Scale::Log => {
+            let (lo, hi) = (range.start.log10(), range.end.log10());
+            range.start..10f64.powf(lo + (hi - lo) / DATA_SHARE)
+        }
+    }
+}
+
 /// A label for an axis tick: short, with an exponent for very large or small values.
 pub fn tick(v: f64) -> String {
     let a = v.abs();
     if a == 0.0 {
         "0".into()
-    } else if !(1e-3..1e5).contains(&a) {
+    } else if !(1e-3..1e4).contains(&a) {
         format!("{v:.0e}")
     } else if a >= 100.0 {
         format!("{v:.0}")
@@ -133,7 +146,10 @@ pub fn lines(
     let xs = || series.iter().flat_map(|s| s.points.iter().map(|p| p.0));
     let ys = || series.iter().flat_map(|s| s.points.iter().map(|p| p.1));
     let x = axis_range(xs(), Scale::Linear, false);
-    let y = axis_range(ys(), scale, y_from_zero);
+    let mut y = axis_range(ys(), scale, y_from_zero);
+    if series.len() > 1 {
+        y = with_legend_room(y, scale);
+    }
     let caption = labels.caption;
     svg(caption, |root| {
         let err = |e: DrawingAreaErrorKind<_>| chart_error(caption, e);
@@ -343,6 +359,10 @@ pub fn bars(
         Scale::Linear,
         true,
     );
+    let y = match reference {
+        Some(_) => with_legend_room(y, Scale::Linear),
+        None => y,
+    };
     let caption = labels.caption;
     svg(caption, |root| {
         let err = |e: DrawingAreaErrorKind<_>| chart_error(caption, e);
@@ -386,7 +406,7 @@ pub fn bars(
                 .label_font((FONT, 13))
                 .background_style(WHITE.mix(0.85))
                 .border_style(BLACK.mix(0.4))
-                .position(SeriesLabelPosition::LowerRight)
+                .position(SeriesLabelPosition::UpperRight)
                 .draw()
                 .map_err(err)?;
         }
@@ -417,7 +437,7 @@ pub fn spreads(labels: &Labels, spreads: &[Spread], cut_label: &str) -> Result<S
     };
     let x = axis_range(spreads.iter().map(|s| s.x), Scale::Linear, false);
     let x = (x.start - 0.5)..(x.end + 0.5);
-    let y = axis_range(all(), scale, false);
+    let y = with_legend_room(axis_range(all(), scale, false), scale);
     let caption = labels.caption;
     let light = colour(5).mix(0.55);
     let dark = colour(0);
@@ -534,12 +554,15 @@ pub struct Point {
 /// is as a black square, the chosen candidate ringed.
 pub fn tradeoff(labels: &Labels, points: &[Point]) -> Result<String> {
     let x = axis_range(points.iter().map(|p| p.size_mb), Scale::Linear, false);
-    let y = axis_range(
-        points
-            .iter()
-            .flat_map(|p| [p.ppl - p.plus_minus, p.ppl + p.plus_minus]),
+    let y = with_legend_room(
+        axis_range(
+            points
+                .iter()
+                .flat_map(|p| [p.ppl - p.plus_minus, p.ppl + p.plus_minus]),
+            Scale::Linear,
+            false,
+        ),
         Scale::Linear,
-        false,
     );
     let caption = labels.caption;
     svg(caption, |root| {
@@ -626,6 +649,7 @@ mod tests {
         assert_eq!(tick(0.5), "0.5");
         assert_eq!(tick(12.25), "12.25");
         assert_eq!(tick(1536.0), "1536");
+        assert_eq!(tick(10000.0), "1e4");
         assert_eq!(tick(1e-6), "1e-6");
         assert_eq!(tick(2.5e7), "2e7");
     }
@@ -638,6 +662,10 @@ mod tests {
         assert_eq!((r.start, r.end), (1.0, 10.0));
         let r = axis_range([0.2, 0.6].into_iter(), Scale::Linear, true);
         assert!(r.start == 0.0 && r.end > 0.6);
+        let r = with_legend_room(0.0..6.0, Scale::Linear);
+        assert_eq!((r.start, r.end), (0.0, 8.0));
+        let r = with_legend_room(0.01..100.0, Scale::Log);
+        assert!(r.start == 0.01 && (r.end / 10f64.powf(10.0 / 3.0) - 1.0).abs() < 1e-12);
     }
 
     #[test]
