@@ -5,6 +5,7 @@
 
 use std::ops::Range;
 
+use plotters::coord::ranged1d::ValueFormatter;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -108,6 +109,62 @@ fn axis_range(values: impl Iterator<Item = f64>, scale: Scale, from_zero: bool) 
     }
 }
 
+/// A chart builder with the caption and the room for axis labels every chart has.
+fn builder<'a, 'b, DB: DrawingBackend>(
+    area: &'a DrawingArea<DB, Shift>,
+    caption: &str,
+    y_label_width: u32,
+) -> ChartBuilder<'a, 'b, DB> {
+    let mut b = ChartBuilder::on(area);
+    b.caption(caption, (FONT, 20))
+        .margin(14)
+        .x_label_area_size(46)
+        .y_label_area_size(y_label_width);
+    b
+}
+
+/// Axes with their titles and short tick labels.
+fn draw_mesh<'a, DB, X, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    labels: &Labels,
+) -> Result<()>
+where
+    DB: DrawingBackend + 'a,
+    X: Ranged<ValueType = f64> + ValueFormatter<f64>,
+    Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+{
+    chart
+        .configure_mesh()
+        .x_desc(labels.x)
+        .y_desc(labels.y)
+        .x_label_formatter(&|v| tick(*v))
+        .y_label_formatter(&|v| tick(*v))
+        .label_style((FONT, 13))
+        .axis_desc_style((FONT, 15))
+        .draw()
+        .map_err(|e| chart_error(labels.caption, e))
+}
+
+/// The legend of the labelled series, at the upper right (where the axis ranges leave room).
+fn draw_legend<'a, DB, X, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    caption: &str,
+) -> Result<()>
+where
+    DB: DrawingBackend + 'a,
+    X: Ranged,
+    Y: Ranged,
+{
+    chart
+        .configure_series_labels()
+        .label_font((FONT, 13))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.4))
+        .position(SeriesLabelPosition::UpperRight)
+        .draw()
+        .map_err(|e| chart_error(caption, e))
+}
+
 /// `range` with its top raised so that the data fill the lower 75% and the legend, drawn at the
 /// upper right, covers none of it.
 fn with_legend_room(range: Range<f64>, scale: Scale) -> Range<f64> {
@@ -153,24 +210,11 @@ pub fn lines(
     let caption = labels.caption;
     svg(caption, |root| {
         let err = |e: DrawingAreaErrorKind<_>| chart_error(caption, e);
-        let mut b = ChartBuilder::on(root);
-        b.caption(caption, (FONT, 20))
-            .margin(14)
-            .x_label_area_size(46)
-            .y_label_area_size(78);
+        let mut b = builder(root, caption, 78);
         macro_rules! body {
             ($chart:expr) => {{
                 let mut chart = $chart;
-                chart
-                    .configure_mesh()
-                    .x_desc(labels.x)
-                    .y_desc(labels.y)
-                    .x_label_formatter(&|v| tick(*v))
-                    .y_label_formatter(&|v| tick(*v))
-                    .label_style((FONT, 13))
-                    .axis_desc_style((FONT, 15))
-                    .draw()
-                    .map_err(err)?;
+                draw_mesh(&mut chart, labels)?;
                 for (i, s) in series.iter().enumerate() {
                     let style = ShapeStyle::from(colour(i)).stroke_width(2);
                     let anno = chart
@@ -224,14 +268,7 @@ pub fn lines(
                     .map_err(err)?;
                 }
                 if series.len() > 1 {
-                    chart
-                        .configure_series_labels()
-                        .label_font((FONT, 13))
-                        .background_style(WHITE.mix(0.85))
-                        .border_style(BLACK.mix(0.4))
-                        .position(SeriesLabelPosition::UpperRight)
-                        .draw()
-                        .map_err(err)?;
+                    draw_legend(&mut chart, caption)?;
                 }
                 Ok(())
             }};
@@ -267,11 +304,7 @@ pub fn heatmap(
         let err = |e: DrawingAreaErrorKind<_>| chart_error(caption, e);
         let (plot, bar) = root.split_horizontally(SIZE.0 - 90);
         let label_width = rows.iter().map(|r| r.len()).max().unwrap_or(4) as u32 * 8 + 16;
-        let mut chart = ChartBuilder::on(&plot)
-            .caption(caption, (FONT, 20))
-            .margin(14)
-            .x_label_area_size(46)
-            .y_label_area_size(label_width.max(60))
+        let mut chart = builder(&plot, caption, label_width.max(60))
             .build_cartesian_2d(x.clone(), y.clone())
             .map_err(err)?;
         chart
@@ -366,23 +399,10 @@ pub fn bars(
     let caption = labels.caption;
     svg(caption, |root| {
         let err = |e: DrawingAreaErrorKind<_>| chart_error(caption, e);
-        let mut chart = ChartBuilder::on(root)
-            .caption(caption, (FONT, 20))
-            .margin(14)
-            .x_label_area_size(46)
-            .y_label_area_size(78)
+        let mut chart = builder(root, caption, 78)
             .build_cartesian_2d(x.clone(), y)
             .map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_desc(labels.x)
-            .y_desc(labels.y)
-            .x_label_formatter(&|v| tick(*v))
-            .y_label_formatter(&|v| tick(*v))
-            .label_style((FONT, 13))
-            .axis_desc_style((FONT, 15))
-            .draw()
-            .map_err(err)?;
+        draw_mesh(&mut chart, labels)?;
         let fill = colour(0);
         chart
             .draw_series(values.iter().map(|&(bx, by)| {
@@ -401,14 +421,7 @@ pub fn bars(
                 .map_err(err)?
                 .label(label)
                 .legend(move |(lx, ly)| PathElement::new(vec![(lx, ly), (lx + 20, ly)], style));
-            chart
-                .configure_series_labels()
-                .label_font((FONT, 13))
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK.mix(0.4))
-                .position(SeriesLabelPosition::UpperRight)
-                .draw()
-                .map_err(err)?;
+            draw_legend(&mut chart, caption)?;
         }
         Ok(())
     })
@@ -443,24 +456,11 @@ pub fn spreads(labels: &Labels, spreads: &[Spread], cut_label: &str) -> Result<S
     let dark = colour(0);
     svg(caption, |root| {
         let err = |e: DrawingAreaErrorKind<_>| chart_error(caption, e);
-        let mut b = ChartBuilder::on(root);
-        b.caption(caption, (FONT, 20))
-            .margin(14)
-            .x_label_area_size(46)
-            .y_label_area_size(78);
+        let mut b = builder(root, caption, 78);
         macro_rules! body {
             ($chart:expr) => {{
                 let mut chart = $chart;
-                chart
-                    .configure_mesh()
-                    .x_desc(labels.x)
-                    .y_desc(labels.y)
-                    .x_label_formatter(&|v| tick(*v))
-                    .y_label_formatter(&|v| tick(*v))
-                    .label_style((FONT, 13))
-                    .axis_desc_style((FONT, 15))
-                    .draw()
-                    .map_err(err)?;
+                draw_mesh(&mut chart, labels)?;
                 let w = 0.36;
                 chart
                     .draw_series(spreads.iter().map(|s| {
@@ -519,14 +519,7 @@ pub fn spreads(labels: &Labels, spreads: &[Spread], cut_label: &str) -> Result<S
                             PathElement::new(vec![(lx, ly), (lx + 20, ly)], MARK.stroke_width(3))
                         });
                 }
-                chart
-                    .configure_series_labels()
-                    .label_font((FONT, 13))
-                    .background_style(WHITE.mix(0.85))
-                    .border_style(BLACK.mix(0.4))
-                    .position(SeriesLabelPosition::UpperRight)
-                    .draw()
-                    .map_err(err)?;
+                draw_legend(&mut chart, caption)?;
                 Ok(())
             }};
         }
@@ -567,23 +560,10 @@ pub fn tradeoff(labels: &Labels, points: &[Point]) -> Result<String> {
     let caption = labels.caption;
     svg(caption, |root| {
         let err = |e: DrawingAreaErrorKind<_>| chart_error(caption, e);
-        let mut chart = ChartBuilder::on(root)
-            .caption(caption, (FONT, 20))
-            .margin(14)
-            .x_label_area_size(46)
-            .y_label_area_size(78)
+        let mut chart = builder(root, caption, 78)
             .build_cartesian_2d(x, y)
             .map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_desc(labels.x)
-            .y_desc(labels.y)
-            .x_label_formatter(&|v| tick(*v))
-            .y_label_formatter(&|v| tick(*v))
-            .label_style((FONT, 13))
-            .axis_desc_style((FONT, 15))
-            .draw()
-            .map_err(err)?;
+        draw_mesh(&mut chart, labels)?;
         let blue = colour(0);
         chart
             .draw_series(points.iter().map(|p| {
@@ -627,14 +607,7 @@ pub fn tradeoff(labels: &Labels, points: &[Point]) -> Result<String> {
             .map_err(err)?
             .label("chosen (lowest perplexity)")
             .legend(|(lx, ly)| Circle::new((lx + 10, ly), 7, MARK.stroke_width(3)));
-        chart
-            .configure_series_labels()
-            .label_font((FONT, 13))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.4))
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()
-            .map_err(err)?;
+        draw_legend(&mut chart, caption)?;
         Ok(())
     })
 }
