@@ -7,10 +7,14 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use serde_json::{Map, Value as Json};
+use tokenizers::models::bpe::BPE;
 use tokenizers::processors::template::TemplateProcessing;
-use tokenizers::{AddedToken, Tokenizer};
+use tokenizers::{
+    AddedToken, DecoderWrapper, NormalizerWrapper, PostProcessorWrapper, PreTokenizerWrapper,
+    Tokenizer, TokenizerImpl,
+};
 
-use super::tokenizer_json::{read_tokenizer_json, TokenizerJson};
+use super::tokenizer_json::{read_tokenizer_json, TjObject, TokenizerJson};
 use super::{added_tokens_decoder_entries, json_bool};
 use crate::error::{Error, Result};
 use crate::hf::py::{json_int, py_truthy, read_json_object_if_file, OrderedObject};
@@ -227,6 +231,42 @@ fn special_value(v: &Json, key: &str, file: &Path) -> Result<Option<Sp>> {
     }
 }
 
+/// `Tokenizer::from_file(file)`, with less memory for a BPE model: the library reads its
+/// generic model type through an untagged enum, which holds the whole model (vocabulary and
+/// merges) twice more, as serde's buffered content and as a JSON tree, before building it.
+/// When `model.type` is "BPE" the same deserializer (the library's own) runs with `BPE` as the
+/// model type, which reads the vocabulary straight into its table; the result is converted to
+/// the generic `Tokenizer` as the library converts any `TokenizerImpl`. Other models take the
+/// library's generic path.
+fn load_tokenizer(file: &Path, tj: &TjObject) -> Result<Tokenizer> {
+    let text = std::fs::read_to_string(file).map_err(|e| Error::io("reading", file, e))?;
+    let is_bpe = tj
+        .model_object()
+        .and_then(|m| m.fields.get("type"))
+        .and_then(Json::as_str)
+        == Some("BPE");
+    let tok = if is_bpe {
+        serde_json::from_str::<BpeTokenizer>(&text).map(Tokenizer::from)
+    } else {
+        serde_json::from_str::<Tokenizer>(&text)
+    };
+    tok.map_err(|e| {
+        Error::checkpoint(
+            file,
+            format!("cannot load with the tokenizers library: {e}"),
+        )
+    })
+}
+
+/// A tokenizer whose model is known to be BPE.
+type BpeTokenizer = TokenizerImpl<
+    BPE,
+    NormalizerWrapper,
+    PreTokenizerWrapper,
+    PostProcessorWrapper,
+    DecoderWrapper,
+>;
+
 /// `tokenizer.json` loaded the way transformers leaves it after `from_pretrained`.
 pub(super) struct FastTok {
     pub(super) tok: Tokenizer,
@@ -261,12 +301,7 @@ impl FastTok {
         let TokenizerJson::Object(tj_obj) = read_tokenizer_json(&file)? else {
             return Err(Error::checkpoint(&file, "not a JSON object"));
         };
-        let mut tok = Tokenizer::from_file(&file).map_err(|e| {
-            Error::checkpoint(
-                &file,
-                format!("cannot load with the tokenizers library: {e}"),
-            )
-        })?;
+        let mut tok = load_tokenizer(&file, &tj_obj)?;
 
         // Special tokens as `_from_pretrained` hands them to the class: from tokenizer_config.json,
         // and, when it has no added_tokens_decoder, from special_tokens_map.json too.
