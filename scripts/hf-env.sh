@@ -14,6 +14,15 @@
 # "libcublasLt.so.*[0-9] not found"): libtorch_global_deps links the CUDA runtime even for CPU
 # use, and PyTorch's CPU-only wheel index is not reachable from here. So torch comes with its
 # nvidia-* dependencies (2.7 GB of them; the venv is 4.2 GB). Only the CPU is ever used.
+#
+# Then a third venv, $DASS_CACHE/venv-hf5: the same converter on transformers 5 (the current
+# release, pinned), for checkpoints that transformers 5 saved (make-hf-checkpoints.sh --tf5,
+# hf-reference.sh --tf5). It holds only transformers 5 and what it needs that differs from
+# venv-hf (tokenizers, huggingface_hub and their new dependencies; 200 MB) and sees
+# venv-hf's site-packages for the rest (torch, numpy, safetensors, sentencepiece, gguf, ...)
+# through a .pth file, which Python appends to sys.path after venv-hf5's own site-packages:
+# transformers 5's packages win, torch is not downloaded twice. Stamped the same way; rebuilt
+# when venv-hf is.
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 
@@ -49,9 +58,11 @@ bash "$(dirname "$0")/build-llama-cpp.sh" >/dev/null
 GGUF_VER="$(sed -n 's/^version = "\(.*\)"/\1/p' "$GGUF_PY/pyproject.toml" | head -1)"
 WANT="$(echo $REQS) gguf-py==$GGUF_VER@$GGUF_PY"
 
+hf4_ready=0
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ] && [ -x "$VENV_HF/bin/python" ]; then
-    exit 0
+    hf4_ready=1
 fi
+if [ $hf4_ready = 0 ]; then
 
 if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
     SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -84,3 +95,41 @@ print(f"hf-env: torch {torch.__version__} (CPU: {t}), transformers {transformers
 EOF
 echo "$WANT" > "$STAMP"
 log "ready: $VENV_HF ($(du -sh "$VENV_HF" | cut -f1))"
+rm -rf "$DASS_CACHE/venv-hf5"   # it was built over the old venv-hf
+fi
+
+# ---- venv-hf5: transformers 5 on top of venv-hf ------------------------------------------
+VENV_HF5="$DASS_CACHE/venv-hf5"
+STAMP5="$VENV_HF5/.dass-requirements"
+# What pip resolved for transformers==5.24.0 next to venv-hf's packages (all pinned, --no-deps).
+REQS5="transformers==5.24.0 tokenizers==0.23.3 huggingface_hub==2.4.0 typer==0.29.2
+click==8.5.1 rich==15.0.0 markdown-it-py==4.3.0 mdurl==0.1.2 Pygments==2.21.0
+shellingham==1.5.4 annotated-doc==0.0.7 httpx2==2.16.2 httpcore2==2.16.2 h11==0.16.0
+anyio==4.16.0 truststore==0.10.5 pydantic==2.14.4 pydantic_core==2.50.5 annotated-types==0.8.0
+typing-inspection==0.4.5"
+WANT5="$(echo $REQS5) on $WANT"
+if [ -f "$STAMP5" ] && [ "$(cat "$STAMP5")" = "$WANT5" ] && [ -x "$VENV_HF5/bin/python" ]; then
+    exit 0
+fi
+log "creating $VENV_HF5 (transformers 5 over $VENV_HF)"
+rm -rf "$VENV_HF5"
+python3 -m venv "$VENV_HF5"
+SITE5="$("$VENV_HF5/bin/python" -c 'import sysconfig; print(sysconfig.get_path("purelib"))')"
+SITE4="$("$VENV_HF/bin/python" -c 'import sysconfig; print(sysconfig.get_path("purelib"))')"
+# Python appends the directory a .pth file names to sys.path after venv-hf5's own site-packages.
+echo "$SITE4" > "$SITE5/zz-dass-venv-hf.pth"
+PIP5=("$VENV_HF5/bin/python" -m pip --disable-pip-version-check --no-cache-dir)
+# shellcheck disable=SC2086
+"${PIP5[@]}" install --quiet --no-deps $REQS5 || die "pip install (venv-hf5) failed"
+"$VENV_HF5/bin/python" - "$SITE5" <<'EOF' || die "the new venv-hf5 does not work"
+import sys
+import torch, transformers, tokenizers, huggingface_hub, gguf
+assert transformers.__file__.startswith(sys.argv[1]), transformers.__file__
+assert transformers.__version__.startswith("5."), transformers.__version__
+from transformers import TokenizersBackend, PreTrainedTokenizerFast
+assert PreTrainedTokenizerFast is TokenizersBackend
+print(f"hf-env: venv-hf5: transformers {transformers.__version__}, tokenizers {tokenizers.__version__}, "
+      f"huggingface_hub {huggingface_hub.__version__}, torch {torch.__version__} from venv-hf")
+EOF
+echo "$WANT5" > "$STAMP5"
+log "ready: $VENV_HF5 ($(du -sh "$VENV_HF5" | cut -f1))"

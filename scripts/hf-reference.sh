@@ -5,7 +5,11 @@
 # that llama.cpp loads what it wrote.
 #
 #   scripts/hf-reference.sh [NAME...] [--no-ppl]       (default: every checkpoint)
+#   scripts/hf-reference.sh --tf5 [NAME...] [--no-ppl]
 #
+# --tf5: the same converter run with the venv-hf5 python (transformers 5) on the checkpoints
+# that transformers 5 saved (make-hf-checkpoints.sh --tf5: $DASS_CACHE/hf-tf5/), into
+# $DASS_CACHE/hf-ref-tf5/ with the same layout (no timing.txt).
 # Writes, under $DASS_CACHE/hf-ref/:
 #   <name>.<outtype>.gguf     outtype f16, f32, bf16 and auto (the converter's --outtype)
 #   logs/<name>.<outtype>.log the converter's --verbose log (chkhsh, tokenizer.ggml.pre, ...)
@@ -39,10 +43,12 @@ TIMING_TYPE="f16"
 
 names=()
 do_ppl=1
+tf5=0
 for a in "$@"; do
     case "$a" in
         --no-ppl) do_ppl=0 ;;
-        -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+        --tf5) tf5=1 ;;
+        -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
         -*) die "unknown option '$a'" ;;
         *) names+=("$a") ;;
     esac
@@ -57,11 +63,21 @@ if [ ! -x /usr/bin/time ]; then
         || die "apt-get install time failed"
 fi
 
+MAKE=(bash "$HERE/make-hf-checkpoints.sh")
+if [ $tf5 = 1 ]; then
+    PYHF="$DASS_CACHE/venv-hf5/bin/python"
+    HFDIR="$DASS_CACHE/hf-tf5"
+    OUT="$DASS_CACHE/hf-ref-tf5"
+    LOGS="$OUT/logs"
+    TIMING_MODEL="-"
+    MAKE+=(--tf5)
+fi
+
 bash "$HERE/hf-env.sh"
 if [ ${#names[@]} -gt 0 ]; then
-    bash "$HERE/make-hf-checkpoints.sh" --only "${names[@]}"
+    "${MAKE[@]}" --only "${names[@]}"
 else
-    bash "$HERE/make-hf-checkpoints.sh"
+    "${MAKE[@]}"
     for d in "$HFDIR"/*/; do
         [ -f "$d/config.json" ] && names+=("$(basename "$d")")
     done

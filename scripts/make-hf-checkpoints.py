@@ -35,6 +35,17 @@ mixtral, qwen3, gemma2; float32: phi3, qwen3moe, gemma (these three spell the co
 Idempotent: a checkpoint is built under hf/.tmp-<name>-<pid>/ and renamed into place when
 complete; an existing one is kept when its .dass-source.json matches (recipe version and source
 file size/mtime). --force rebuilds, --only NAME... limits the set, --list prints the names.
+
+Run with the venv-hf5 python (transformers 5; scripts/make-hf-checkpoints.sh --tf5 does), the
+same script writes $DASS_CACHE/hf-tf5/<name>/ instead: the three real models as transformers 5
+saves them, i.e. what a user gets from loading a checkpoint and saving it again with the current
+transformers. Each is loaded from the transformers-4 checkpoint hf/<name> (built first) with
+AutoModelForCausalLM (dtype="auto") and PreTrainedTokenizerFast, whose transformers 5 name is
+TokenizersBackend, and saved with save_pretrained together with its GenerationConfig.
+transformers 5 writes config.json with "rope_parameters" instead of "rope_theta"/"rope_scaling"
+and transformers_version 5.x, and tokenizer_config.json with "tokenizer_class":
+"TokenizersBackend" and "backend": "tokenizers" and without added_tokens_decoder or
+add_bos_token; it writes no special_tokens_map.json, vocab.json, merges.txt or tokenizer.model.
 """
 from __future__ import annotations
 
@@ -484,12 +495,70 @@ def build_tiny(name: str) -> None:
 
 # ---------------------------------------------------------------------------------------------
 
+# ---------------------------------------------------------------------------------------------
+# Checkpoints saved by transformers 5 (run with the venv-hf5 python)
+
+HF4 = HF  # where the transformers-4 checkpoints the transformers-5 ones come from live
+TF5_DIR = CACHE / "hf-tf5"
+
+
+def tf5_stamp_for(name: str) -> dict:
+    import transformers
+    src = HF4 / name / ".dass-source.json"
+    try:
+        source = json.loads(src.read_text())
+    except (OSError, ValueError):
+        source = None
+    return {"recipe": RECIPE, "name": name, "transformers": transformers.__version__, "from": source}
+
+
+def build_tf5(name: str) -> None:
+    import transformers as tf
+
+    src = HF4 / name
+    if not (src / ".dass-source.json").is_file():
+        die(f"{name}: no transformers-4 checkpoint {src}; run scripts/make-hf-checkpoints.sh --only {name}")
+    log(f"{name}: {src} saved again by transformers {tf.__version__}")
+    tmp = new_tmp(name)
+    model = tf.AutoModelForCausalLM.from_pretrained(str(src), dtype="auto")
+    model.save_pretrained(tmp)
+    del model
+    tok = tf.PreTrainedTokenizerFast.from_pretrained(str(src))
+    tok.save_pretrained(tmp)
+    tf.GenerationConfig.from_pretrained(str(src)).save_pretrained(tmp)
+    tc = json.loads((tmp / "tokenizer_config.json").read_text())
+    if tc.get("tokenizer_class") != "TokenizersBackend":
+        die(f"{name}: transformers {tf.__version__} wrote tokenizer_class {tc.get('tokenizer_class')!r}")
+    publish(tmp, name)
+
+
+def main_tf5(args) -> None:
+    global HF, stamp_for
+    HF, stamp_for = TF5_DIR, tf5_stamp_for
+    if args.list:
+        print("\n".join(REAL))
+        return
+    wanted = args.only or REAL
+    for w in wanted:
+        if w not in REAL:
+            die(f"unknown transformers-5 checkpoint {w!r} (one of {', '.join(REAL)})")
+    for name in wanted:
+        if not args.force and is_current(name):
+            log(f"cached: {HF / name}")
+            continue
+        build_tf5(name)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--only", nargs="+", metavar="NAME", help="build only these (and what they need)")
     ap.add_argument("--force", action="store_true", help="rebuild even when current")
     ap.add_argument("--list", action="store_true", help="print the checkpoint names and exit")
     args = ap.parse_args()
+    import transformers
+    if int(transformers.__version__.split(".")[0]) >= 5:
+        main_tf5(args)
+        return
     everything = REAL + list(SHARDED) + list(TINY)
     if args.list:
         print("\n".join(everything))

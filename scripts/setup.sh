@@ -3,10 +3,13 @@
 # ${DASS_GGUF_CACHE:-~/.cache/dass-gguf}: the Python oracle venv, llama.cpp tools, the real
 # models, calibration/evaluation text, dense copies and imatrices, and for the Hugging Face path
 # a second venv with PyTorch and transformers, checkpoints rebuilt from the models, and what
-# llama.cpp's own convert_hf_to_gguf.py makes of them (the oracle).
+# llama.cpp's own convert_hf_to_gguf.py makes of them (the oracle); and the same for the
+# checkpoints saved again by transformers 5, converted by the converter running on transformers 5
+# (a venv-hf5 with transformers 5 over venv-hf's torch).
 #
 #   scripts/setup.sh          SmolLM2-135M only (enough for CI); its checkpoint, a sharded copy,
-#                             and tiny Llama/Mistral/Mixtral/Phi-3 checkpoints with its tokenizer
+#                             and tiny Llama/Mistral/Mixtral/Phi-3 checkpoints with its tokenizer,
+#                             and its transformers-5 checkpoint
 #   scripts/setup.sh --all    also Gemma 3 270M and Qwen2.5-Coder-0.5B, and every checkpoint
 #   scripts/setup.sh --no-hf  without the Hugging Face oracle (no PyTorch venv, checkpoints or
 #                             converter outputs): what scripts/demo.sh needs
@@ -67,5 +70,8 @@ fi
 
 step "convert_hf_to_gguf.py references (${checkpoints[*]:-all})"
 bash "$HERE/hf-reference.sh" --no-ppl "${checkpoints[@]}"
+
+step "transformers 5: checkpoints and convert_hf_to_gguf.py references (${models[*]})"
+bash "$HERE/hf-reference.sh" --tf5 --no-ppl "${models[@]}"
 
 echo "setup: done in $((SECONDS - t0)) s; cache: $DASS_CACHE"

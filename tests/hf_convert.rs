@@ -77,9 +77,10 @@ fn assert_same_gguf(ours: &Path, theirs: &Path) {
     );
 }
 
-/// Checkpoint directories with at least one reference conversion.
-fn checkpoints() -> Vec<(String, PathBuf)> {
-    let root = common::cache_dir().join("hf");
+/// Checkpoint directories under the cache's `dir` (`hf`: saved by transformers 4, `hf-tf5`:
+/// by transformers 5).
+fn checkpoints(dir: &str) -> Vec<(String, PathBuf)> {
+    let root = common::cache_dir().join(dir);
     let mut v: Vec<(String, PathBuf)> = std::fs::read_dir(&root)
         .map(|d| {
             d.filter_map(|e| e.ok())
@@ -92,10 +93,29 @@ fn checkpoints() -> Vec<(String, PathBuf)> {
     v
 }
 
-fn reference(name: &str, outtype: &str) -> PathBuf {
-    common::cache_dir()
-        .join("hf-ref")
-        .join(format!("{name}.{outtype}.gguf"))
+/// Converts every checkpoint under `ckpt_dir` with every `--outtype` and compares with the
+/// converter's output under `ref_dir`; returns how many were compared.
+fn compare_all(ckpt_dir: &str, ref_dir: &str) -> usize {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut compared = 0;
+    for (name, dir) in checkpoints(ckpt_dir) {
+        for outtype in ["auto", "f16", "bf16", "f32"] {
+            let theirs = common::cache_dir()
+                .join(ref_dir)
+                .join(format!("{name}.{outtype}.gguf"));
+            if !theirs.exists() {
+                eprintln!("no reference {}", theirs.display());
+                continue;
+            }
+            let ours = tmp.path().join(format!("{name}.{outtype}.gguf"));
+            convert_ok(&dir, &ours, &["--outtype", outtype]);
+            assert_same_gguf(&ours, &theirs);
+            eprintln!("{ckpt_dir}/{name} --outtype {outtype}: identical to the converter's file");
+            std::fs::remove_file(&ours).unwrap();
+            compared += 1;
+        }
+    }
+    compared
 }
 
 #[test]
@@ -106,23 +126,30 @@ fn unpruned_conversion_is_the_converters_file_byte_for_byte() {
     {
         return;
     }
-    let tmp = tempfile::tempdir().unwrap();
-    let mut compared = 0;
-    for (name, dir) in checkpoints() {
-        for outtype in ["auto", "f16", "bf16", "f32"] {
-            let theirs = reference(&name, outtype);
-            if !theirs.exists() {
-                eprintln!("no reference {}", theirs.display());
-                continue;
-            }
-            let ours = tmp.path().join(format!("{name}.{outtype}.gguf"));
-            convert_ok(&dir, &ours, &["--outtype", outtype]);
-            assert_same_gguf(&ours, &theirs);
-            eprintln!("{name} --outtype {outtype}: identical to the converter's file");
-            std::fs::remove_file(&ours).unwrap();
-            compared += 1;
-        }
+    let compared = compare_all("hf", "hf-ref");
+    assert!(compared >= 4, "only {compared} conversions compared");
+}
+
+const MADE_BY_TF5: &str =
+    "scripts/make-hf-checkpoints.sh --tf5 and scripts/hf-reference.sh --tf5 (scripts/setup.sh runs them)";
+
+/// Checkpoints saved by transformers 5 (tokenizer class `TokenizersBackend`, `rope_parameters`
+/// in config.json) against the converter running on transformers 5.
+#[test]
+fn transformers5_checkpoints_are_the_converters_file_byte_for_byte() {
+    if common::cached("hf-tf5/smollm2/config.json", "smollm2", MADE_BY_TF5).is_none()
+        || common::cached("hf-ref-tf5/smollm2.f16.gguf", "smollm2", MADE_BY_TF5).is_none()
+    {
+        return;
     }
+    let tc =
+        std::fs::read_to_string(common::cache_dir().join("hf-tf5/smollm2/tokenizer_config.json"))
+            .unwrap();
+    assert!(
+        tc.contains("\"TokenizersBackend\""),
+        "hf-tf5/smollm2 was not saved by transformers 5: {tc}"
+    );
+    let compared = compare_all("hf-tf5", "hf-ref-tf5");
     assert!(compared >= 4, "only {compared} conversions compared");
 }
 

@@ -116,6 +116,25 @@ pub struct HfConfig {
 /// The largest head dimension for which rope factors are made (real models use 64 to 256).
 pub const MAX_ROPE_DIM: u32 = 1 << 16;
 
+/// Whether config.json's `transformers_version` says transformers 5 or later wrote it (absent or
+/// null: no; the converter pins 4.57.6). `Err` names the key when it is not a version string.
+fn written_by_transformers_5(raw: &Map<String, Json>) -> std::result::Result<bool, String> {
+    let v = match raw.get("transformers_version") {
+        None | Some(Json::Null) => return Ok(false),
+        Some(Json::String(v)) => v,
+        Some(other) => {
+            return Err(format!(
+                "\"transformers_version\" is {other}, expected a string"
+            ))
+        }
+    };
+    let major: String = v.chars().take_while(char::is_ascii_digit).collect();
+    major
+        .parse::<u64>()
+        .map(|m| m >= 5)
+        .map_err(|_| format!("\"transformers_version\" {v:?} is not a version number"))
+}
+
 /// Defaults of the transformers config classes, for the keys the converter reads.
 fn defaults(model_type: &str) -> Vec<(&'static str, Json)> {
     use serde_json::json;
@@ -310,7 +329,12 @@ impl HfConfig {
         {
             hparams.insert("num_key_value_heads".into(), heads.unwrap_or(Json::Null));
         }
-        if model_type == "llama" && hparams.get("head_dim").is_none_or(Json::is_null) {
+        // transformers 5's MistralConfig sets head_dim = hidden_size // num_attention_heads when
+        // it is absent or null (4.57.6 keeps None, and the converter then writes no
+        // attention.key_length/value_length). Followed for checkpoints transformers 5 wrote.
+        let head_dim_from_hidden = model_type == "llama"
+            || (model_type == "mistral" && written_by_transformers_5(&raw).map_err(bad)?);
+        if head_dim_from_hidden && hparams.get("head_dim").is_none_or(Json::is_null) {
             let hidden = hparams.get("hidden_size").and_then(Json::as_u64);
             let heads = hparams.get("num_attention_heads").and_then(Json::as_u64);
             if let Some(d) = hidden.zip(heads).and_then(|(h, n)| h.checked_div(n)) {
@@ -886,6 +910,37 @@ mod tests {
             "rope_scaling": llama3}));
         let f = cfg.llama3_rope_freqs().unwrap().unwrap();
         assert_eq!(f.len(), MAX_ROPE_DIM as usize / 2);
+    }
+
+    /// Found by running the converter on transformers 5 over the transformers-4 checkpoints:
+    /// only tiny-mistral (no head_dim in config.json) changed, gaining attention.key_length and
+    /// value_length. Which default applies follows the transformers that wrote config.json.
+    #[test]
+    fn mistral_head_dim_default_follows_the_writing_transformers() {
+        let mistral = |version: Json| {
+            config(serde_json::json!({
+                "architectures": ["MistralForCausalLM"], "model_type": "mistral",
+                "hidden_size": 64, "num_attention_heads": 4, "transformers_version": version}))
+        };
+        assert_eq!(
+            mistral(Json::from("4.57.6")).hparams["head_dim"],
+            Json::Null
+        );
+        assert_eq!(mistral(Json::Null).hparams["head_dim"], Json::Null);
+        assert_eq!(
+            mistral(Json::from("5.24.0")).hparams["head_dim"],
+            Json::from(16)
+        );
+        let e = HfConfig::from_json(
+            Path::new("/nonexistent/checkpoint"),
+            r#"{"architectures": ["MistralForCausalLM"], "model_type": "mistral", "transformers_version": 5}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("config.json") && e.contains("transformers_version"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -24,7 +24,8 @@ use crate::hf::py::{json_int, py_truthy, read_json_object_if_file, OrderedObject
 /// The fast tokenizer classes this module can stand in for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum FastClass {
-    /// `PreTrainedTokenizerFast`
+    /// `PreTrainedTokenizerFast`, which transformers 5 calls `TokenizersBackend` (the class
+    /// itself, renamed; `PreTrainedTokenizerFast` stays as an alias) and writes by that name
     Plain,
     /// `GPT2TokenizerFast`
     Gpt2,
@@ -80,12 +81,16 @@ impl FastClass {
         };
         Ok(match name.strip_suffix("Fast").unwrap_or(&name) {
             "PreTrainedTokenizer" => FastClass::Plain,
+            // transformers 5's name for PreTrainedTokenizerFast; transformers 4 has no class of
+            // that name (its AutoTokenizer refuses it), so only a checkpoint written by
+            // transformers 5 carries it, and the converter then runs on transformers 5.
+            "TokenizersBackend" => FastClass::Plain,
             "GPT2Tokenizer" => FastClass::Gpt2,
             "Qwen2Tokenizer" => FastClass::Qwen2,
             "LlamaTokenizer" => FastClass::Llama,
             "GemmaTokenizer" => FastClass::Gemma,
             _ => {
-                return Err(Error::checkpoint(tc_path, format!("tokenizer class {name} is not supported (supported: PreTrainedTokenizerFast, GPT2Tokenizer, Qwen2Tokenizer, LlamaTokenizer, GemmaTokenizer)")))
+                return Err(Error::checkpoint(tc_path, format!("tokenizer class {name} is not supported (supported: PreTrainedTokenizerFast, TokenizersBackend, GPT2Tokenizer, Qwen2Tokenizer, LlamaTokenizer, GemmaTokenizer)")))
             }
         })
     }

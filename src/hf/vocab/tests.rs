@@ -780,6 +780,48 @@ fn gpt2_path_fails_on_an_unknown_pre_tokenizer_like_the_converter() {
     assert!(tokenizer_kv_with(dir.path(), "Qwen3MoeForCausalLM", &small, &small, &opts).is_err());
 }
 
+/// transformers 5 saves a `PreTrainedTokenizerFast` as `TokenizersBackend` (the same class
+/// renamed) with `"backend": "tokenizers"`: the same keys and values as the old name.
+#[test]
+fn tokenizers_backend_is_pretrained_tokenizer_fast() {
+    let config = obj(serde_json::json!({"vocab_size": 7, "model_type": "qwen2"}));
+    let old_dir = toy_bpe_dir();
+    let opts = VocabOptions {
+        unknown_pre_tokenizer: Some("qwen2".into()),
+    };
+    let old =
+        tokenizer_kv_with(old_dir.path(), "Qwen2ForCausalLM", &config, &config, &opts).unwrap();
+    let new_dir = toy_bpe_dir();
+    write(
+        new_dir.path(),
+        "tokenizer_config.json",
+        br#"{"backend": "tokenizers", "tokenizer_class": "TokenizersBackend", "eos_token": "<|end|>"}"#,
+    );
+    let new =
+        tokenizer_kv_with(new_dir.path(), "Qwen2ForCausalLM", &config, &config, &opts).unwrap();
+    assert_eq!(
+        old.keys().collect::<Vec<_>>(),
+        new.keys().collect::<Vec<_>>()
+    );
+    assert_eq!(strings(&old, KEY_TOKENS), strings(&new, KEY_TOKENS));
+    assert_eq!(ints(&old, KEY_TOKEN_TYPE), ints(&new, KEY_TOKEN_TYPE));
+    assert_eq!(strings(&old, KEY_MERGES), strings(&new, KEY_MERGES));
+    // An unknown class is still refused, naming the file; the supported list has the new name.
+    write(
+        new_dir.path(),
+        "tokenizer_config.json",
+        br#"{"tokenizer_class": "SentencePieceBackend"}"#,
+    );
+    let e = tokenizer_kv_with(new_dir.path(), "Qwen2ForCausalLM", &config, &config, &opts)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("tokenizer_config.json") && e.contains("SentencePieceBackend"),
+        "{e}"
+    );
+    assert!(e.contains("TokenizersBackend"), "{e}");
+}
+
 /// Found while writing the fuzz targets: every vocabulary path made a token for each id below config.json's
 /// vocab_size, so a hostile value asked for terabytes (and the GPT-2 path cut it to u32).
 #[test]
