@@ -120,6 +120,10 @@ pub enum Error {
     #[error("{0}")]
     Unverifiable(String),
 
+    /// `calibrate` could not collect or write the statistics.
+    #[error("calibrate: {0}")]
+    Calibrate(String),
+
     /// A llama.cpp tool that is missing, fails, or prints what cannot be read.
     #[error("{}: {message}", tool.display())]
     Tool { tool: PathBuf, message: String },

@@ -5,6 +5,7 @@
 
 pub mod activations;
 pub mod auto;
+pub mod calibrate;
 pub mod channels;
 pub mod convert;
 pub mod dequant;
@@ -31,6 +32,7 @@ pub mod report;
 pub mod roles;
 pub mod rules;
 pub mod scores;
+pub mod second_moment;
 pub mod source;
 pub mod sweep;
 pub mod verify;

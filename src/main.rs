@@ -74,6 +74,11 @@ enum Command {
         #[arg(long, short)]
         output: PathBuf,
     },
+    /// Run the model through llama.cpp over calibration text and write the statistics that let
+    /// pruning refit what it removes: per feed-forward block the second-moment matrices of
+    /// ffn_down's input and of the block input, with the diagonals an imatrix holds
+    /// (docs/stats.md). Needs a build with `--features calibrate`.
+    Calibrate(Box<CalibrateArgs>),
     /// Check a file convert wrote against what its dass.* metadata claims (and, with
     /// --against, against the input it was made from). Exit code 1 when anything is not so.
     Verify {
@@ -132,6 +137,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             json,
             quiet,
         } => verify_command(&file, against.as_deref(), json, quiet),
+        Command::Calibrate(args) => calibrate_command(*args).map(|()| ExitCode::SUCCESS),
         Command::Report {
             model,
             imatrix,
@@ -148,6 +154,79 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+#[derive(clap::Args, Debug)]
+struct CalibrateArgs {
+    /// The model (GGUF, any type llama.cpp runs; for a split model, its first shard).
+    model: PathBuf,
+    /// Calibration text (UTF-8); several files are read one after the other.
+    #[arg(long, short = 'f', required = true, num_args = 1..)]
+    text: Vec<PathBuf>,
+    /// At most this many chunks (default: as many as the text fills).
+    #[arg(long)]
+    chunks: Option<usize>,
+    /// Tokens per chunk (llama-imatrix's -c).
+    #[arg(long, short = 'c', default_value_t = 512)]
+    ctx: usize,
+    /// Where to write the statistics file (GGUF, docs/stats.md).
+    #[arg(long, short)]
+    output: PathBuf,
+    /// Also write the diagonals as a standard imatrix (GGUF) that llama-quantize reads.
+    #[arg(long, value_name = "FILE")]
+    export_imatrix: Option<PathBuf>,
+    /// Keep the attention inputs' second-moment matrices too.
+    #[arg(long)]
+    attention: bool,
+    /// llama.cpp's threads (default: every core).
+    #[arg(long, short = 't')]
+    threads: Option<usize>,
+    /// Write the summary as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// No progress bar and no summary.
+    #[arg(long, short)]
+    quiet: bool,
+    /// Replace the outputs if they exist.
+    #[arg(long)]
+    force: bool,
+}
+
+fn calibrate_command(a: CalibrateArgs) -> Result<()> {
+    let opts = dass_gguf::calibrate::CalibrateOptions {
+        model: a.model,
+        texts: a.text,
+        chunks: a.chunks,
+        ctx: a.ctx,
+        output: a.output,
+        export_imatrix: a.export_imatrix,
+        attention: a.attention,
+        threads: a.threads,
+        quiet: a.quiet,
+        force: a.force,
+    };
+    let summary = dass_gguf::calibrate::run(&opts)?;
+    if !a.quiet {
+        eprintln!(
+            "calibrate: {} chunks of {} tokens in {:.1} s ({:.0} tokens/s); {} weights, {} \
+             second-moment matrices; wrote {} ({:.1} MiB)",
+            summary.chunks,
+            summary.chunk_size,
+            summary.seconds,
+            summary.tokens_per_second,
+            summary.weights,
+            summary.matrices,
+            summary.output.display(),
+            summary.output_bytes as f64 / (1u64 << 20) as f64
+        );
+    }
+    if let Some(path) = &a.json {
+        let text = serde_json::to_string_pretty(&summary)? + "\n";
+        let mut inputs: Vec<&std::path::Path> = vec![opts.model.as_path(), opts.output.as_path()];
+        inputs.extend(opts.texts.iter().map(|p| p.as_path()));
+        output_file::write_whole(path, text.as_bytes(), &inputs, true)?;
+    }
+    Ok(())
 }
 
 fn verify_command(

@@ -28,6 +28,16 @@ pub fn inspect_bar(quiet: bool) -> ProgressBar {
     )
 }
 
+/// The bar of `calibrate`: tokens evaluated of `total`, with tokens per second.
+pub fn tokens_bar(quiet: bool, total: u64) -> ProgressBar {
+    let bar = bytes_bar(
+        quiet,
+        "calibrate [{bar:40}] {pos}/{len} tokens ({per_sec}, {eta})",
+    );
+    bar.set_length(total);
+    bar
+}
+
 /// The bar of `convert`: the phase, the bytes done, the tensor being worked on.
 pub struct ConvertBar(pub ProgressBar);
 
