@@ -8,7 +8,10 @@ PY="$VENV/bin/python"
 MODELS="$DASS_CACHE/models"
 TEXT="$DASS_CACHE/text"
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-export DASS_CACHE LLAMA_CPP_VERSION LLAMA_BIN VENV PY MODELS TEXT REPO_ROOT
+# dass-gguf built with the `calibrate` feature (scripts/build-calibrate.sh), in its own target.
+CALIBRATE_TARGET="$DASS_CACHE/target-calibrate"
+CALIBRATE_BIN="$CALIBRATE_TARGET/release/dass-gguf"
+export DASS_CACHE LLAMA_CPP_VERSION LLAMA_BIN VENV PY MODELS TEXT REPO_ROOT CALIBRATE_TARGET CALIBRATE_BIN
 
 # Builds dass-gguf and copies it to $1/dass-gguf: a long measurement runs that copy, so that
 # rebuilding meanwhile does not change the tool under it.

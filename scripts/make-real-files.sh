@@ -12,6 +12,9 @@
 #                    dense copy (F32 for smollm2, F16 otherwise)
 #   imatrix.dat      the same statistics in the legacy format, converted from imatrix.gguf by
 #                    llama-imatrix --in-file (so both carry the values of one run)
+#   stats.gguf       dass-gguf calibrate (scripts/build-calibrate.sh) on the same dense copy,
+#                    text and chunks: the second moments of docs/stats.md, whose diagonals are
+#                    imatrix.gguf's values
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 
@@ -95,6 +98,20 @@ make_model() {
             --output-format dat -o "$dir/imatrix.dat.tmp"
         [ -s "$dir/imatrix.dat.tmp" ] || die "llama-imatrix wrote no imatrix.dat"
         mv "$dir/imatrix.dat.tmp" "$dir/imatrix.dat"
+    fi
+
+    if [ -f "$dir/stats.gguf" ]; then
+        log "cached: $dir/stats.gguf"
+    else
+        [ -x "$CALIBRATE_BIN" ] || die "$CALIBRATE_BIN is missing; run scripts/build-calibrate.sh first"
+        log "$m: dass-gguf calibrate on $(basename "$dense") (calib.txt, 40 chunks of 512)"
+        t0=$SECONDS
+        # As for the imatrix: a relative -f, so the recorded dataset is "calib.txt".
+        (cd "$TEXT" && run "$m-calibrate" "$CALIBRATE_BIN" calibrate "$dense" -f calib.txt -c 512 \
+            --chunks 40 -t 2 --quiet --force -o "$dir/stats.tmp.gguf")
+        [ -s "$dir/stats.tmp.gguf" ] || die "calibrate wrote nothing"
+        mv "$dir/stats.tmp.gguf" "$dir/stats.gguf"
+        log "$m: stats.gguf in $((SECONDS - t0)) s"
     fi
 }
 

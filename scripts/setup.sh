@@ -46,10 +46,13 @@ bash "$HERE/python-env.sh"
 step "llama.cpp tools"
 bash "$HERE/build-llama-cpp.sh"
 
+step "dass-gguf with llama.cpp linked (calibrate)"
+bash "$HERE/build-calibrate.sh" >/dev/null
+
 step "models and text (${models[*]})"
 bash "$HERE/fetch-models.sh" "${models[@]}"
 
-step "dense copies and imatrices (${models[*]})"
+step "dense copies, imatrices and calibrate statistics (${models[*]})"
 bash "$HERE/make-real-files.sh" "${models[@]}"
 
 if [ "$hf" -eq 0 ]; then

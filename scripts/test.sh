@@ -20,6 +20,12 @@ trap 'rm -f "$log"' EXIT
 {
     cargo test --release --doc
     DASS_REQUIRE_REAL_FILES=smollm2 cargo test --release --all-targets
+    # The llama.cpp-linked part (feature calibrate), in the target setup.sh built it in.
+    echo "test: == calibrate (feature calibrate; target $CALIBRATE_TARGET)"
+    CARGO_TARGET_DIR="$CALIBRATE_TARGET" cargo clippy --release --all-targets --features calibrate \
+        -- -D warnings
+    CARGO_TARGET_DIR="$CALIBRATE_TARGET" DASS_REQUIRE_REAL_FILES=smollm2 \
+        cargo test --release --features calibrate --lib --test calibrate
 } 2>&1 | tee "$log"
 # One closing line over every suite (several targets have no tests of their own).
 awk '/^test result:/ { p += $4; f += $6; i += $8 } END { printf "summary: %d passed, %d failed, %d skipped\n", p, f, i }' "$log"
