@@ -221,7 +221,7 @@ mod tests {
             0.0, 0.0, -tiny, 1.0, 1.0, //
             0.0, 0.0, tiny, 1.0, 1.0,
         ];
-        check_against_reference(&[rows.clone()], n);
+        check_against_reference(std::slice::from_ref(&rows), n);
         let mut m = InputMoments::new(n, true);
         m.add_rows(&rows).unwrap();
         assert_eq!(m.sum2()[0], 0.0);

@@ -50,7 +50,12 @@ impl OuterPlan {
         let weights = tensors
             .iter()
             .filter(|t| chosen.contains(&t.name))
-            .map(|t| (t.name.clone(), t.dims.first().copied().unwrap_or(0) as usize))
+            .map(|t| {
+                (
+                    t.name.clone(),
+                    t.dims.first().copied().unwrap_or(0) as usize,
+                )
+            })
             .collect();
         Ok(OuterPlan { weights })
     }
@@ -72,7 +77,10 @@ impl OuterPlan {
 fn block_role(name: &str) -> Option<(&str, &str)> {
     let rest = name.strip_prefix("blk.")?.strip_suffix(".weight")?;
     let (block, role) = rest.split_once('.')?;
-    block.bytes().all(|b| b.is_ascii_digit()).then_some((block, role))
+    block
+        .bytes()
+        .all(|b| b.is_ascii_digit())
+        .then_some((block, role))
 }
 
 /// The moments of every weight's input seen so far.
@@ -106,7 +114,8 @@ impl Collector {
                 let with_outer = self.plan.contains(weight);
                 self.entries
                     .push((weight.to_string(), InputMoments::new(n, with_outer)));
-                self.index.insert(weight.to_string(), self.entries.len() - 1);
+                self.index
+                    .insert(weight.to_string(), self.entries.len() - 1);
                 self.entries.len() - 1
             }
         };
@@ -231,9 +240,7 @@ mod tests {
         c.add("blk.0.ffn_down.weight", 24, &[1.0; 24]).unwrap();
         let e = c.add("blk.0.ffn_down.weight", 12, &[1.0; 12]).unwrap_err();
         assert!(e.to_string().contains("was 24 wide"), "{e}");
-        let e = c
-            .add("blk.0.ffn_up.weight", 8, &[f32::NAN; 8])
-            .unwrap_err();
+        let e = c.add("blk.0.ffn_up.weight", 8, &[f32::NAN; 8]).unwrap_err();
         assert!(e.to_string().contains("blk.0.ffn_up.weight"), "{e}");
         let out = c.finish(&t).unwrap();
         let names: Vec<&str> = out.iter().map(|(w, _)| w.as_str()).collect();

@@ -19,7 +19,10 @@ static ERRORS: Mutex<Vec<String>> = Mutex::new(Vec::new());
 unsafe extern "C" fn on_log(level: sys::ggml_log_level, text: *const c_char, _: *mut c_void) {
     if level == sys::GGML_LOG_LEVEL_ERROR && !text.is_null() {
         // SAFETY: llama.cpp passes a NUL-terminated message.
-        let s = unsafe { CStr::from_ptr(text) }.to_string_lossy().trim().to_string();
+        let s = unsafe { CStr::from_ptr(text) }
+            .to_string_lossy()
+            .trim()
+            .to_string();
         if let Ok(mut v) = ERRORS.lock() {
             if v.len() < 20 && !s.is_empty() {
                 v.push(s);
@@ -115,7 +118,11 @@ impl<'l> LlamaModel<'l> {
         };
         // A negative result is the number of tokens needed.
         let n = tokenize(&mut []);
-        let needed = if n < 0 { n.unsigned_abs() as usize } else { n as usize };
+        let needed = if n < 0 {
+            n.unsigned_abs() as usize
+        } else {
+            n as usize
+        };
         let mut tokens = vec![0; needed];
         let got = tokenize(&mut tokens);
         if got < 0 || got as usize != needed {
@@ -323,9 +330,7 @@ unsafe extern "C" fn on_tensor(t: *mut sys::ggml_tensor, ask: bool, user: *mut c
         Err(_) => {
             // SAFETY: as above; a panic left the state as it was.
             let state = unsafe { &mut *(user as *mut CallbackState) };
-            state.error = Some(Error::Calibrate(
-                "the evaluation callback panicked".into(),
-            ));
+            state.error = Some(Error::Calibrate("the evaluation callback panicked".into()));
             false
         }
     }
@@ -385,8 +390,17 @@ mod tests {
 
     #[test]
     fn names_are_filtered_as_llama_imatrix_filters_them() {
-        assert_eq!(weight_name(&raw("blk.0.ffn_down.weight")), "blk.0.ffn_down.weight");
-        assert_eq!(weight_name(&raw("CPU#blk.3.ffn_up.weight#0")), "blk.3.ffn_up.weight");
-        assert_eq!(weight_name(&raw("x#blk.1.attn_q.weight")), "blk.1.attn_q.weight");
+        assert_eq!(
+            weight_name(&raw("blk.0.ffn_down.weight")),
+            "blk.0.ffn_down.weight"
+        );
+        assert_eq!(
+            weight_name(&raw("CPU#blk.3.ffn_up.weight#0")),
+            "blk.3.ffn_up.weight"
+        );
+        assert_eq!(
+            weight_name(&raw("x#blk.1.attn_q.weight")),
+            "blk.1.attn_q.weight"
+        );
     }
 }

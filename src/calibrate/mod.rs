@@ -87,6 +87,14 @@ mod run {
     use crate::gguf::GgufModel;
     use crate::output_file::check_target;
 
+    /// `MemAvailable` of /proc/meminfo, in bytes (None where there is no such file).
+    fn available_memory() -> Option<u64> {
+        let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+        let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib * 1024)
+    }
+
     /// Runs the model over the text and writes the statistics (and the imatrix, if asked).
     pub fn run(opts: &CalibrateOptions) -> Result<CalibrateSummary> {
         let inputs: Vec<&std::path::Path> = std::iter::once(opts.model.as_path())
@@ -119,6 +127,16 @@ mod run {
         let plan = OuterPlan::for_model(&tensors, opts.attention)?;
         let collect_bytes = plan.bytes();
         let matrices = plan.weights.len();
+        if let Some(available) = available_memory() {
+            if collect_bytes > available {
+                return Err(Error::Calibrate(format!(
+                    "the {matrices} second-moment matrices need {:.1} GiB while collecting \
+                     (f64), and {:.1} GiB are available",
+                    collect_bytes as f64 / (1u64 << 30) as f64,
+                    available as f64 / (1u64 << 30) as f64
+                )));
+            }
+        }
 
         let mut text = String::new();
         for p in &opts.texts {
