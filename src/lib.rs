@@ -27,6 +27,7 @@ pub mod output_file;
 pub mod perplexity;
 pub mod plan;
 pub mod progress;
+pub mod refit;
 pub mod report;
 pub mod roles;
 pub mod rules;
