@@ -33,6 +33,7 @@ pub mod roles;
 pub mod rules;
 pub mod scores;
 pub mod source;
+pub mod stats;
 pub mod sweep;
 pub mod verify;
 
