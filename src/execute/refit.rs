@@ -38,11 +38,14 @@ pub(super) fn refit_columns(
     Ok(out.par_iter().map(|&x| x as f32).collect())
 }
 
+/// Which input a factor is of: the statistics entry, and the kept inputs when cut.
+type InputKey = (String, Option<Vec<u32>>);
+
 /// SparseGPT's factors of the last inputs seen (gate and up read the same one).
 pub(super) struct Factors<'a> {
     stats: Option<&'a Stats>,
-    /// (matrix entry, kept inputs if cut) and its factor; the most recent last.
-    recent: Vec<((String, Option<Vec<u32>>), Arc<Factor>)>,
+    /// The two most recent, the most recent last.
+    recent: Vec<(InputKey, Arc<Factor>)>,
 }
 
 impl<'a> Factors<'a> {

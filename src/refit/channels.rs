@@ -115,7 +115,7 @@ pub fn choose_lsq(
     for _ in 0..n - width {
         let mut best: Option<(usize, f64)> = None;
         for j in (0..n).filter(|&j| alive[j]) {
-            if !(diag[j] > 0.0) {
+            if diag[j].is_nan() || diag[j] <= 0.0 {
                 return Err(not_positive_definite(tensor, damp));
             }
             let cost = cost_of(j, norms[j], diag[j], h);
@@ -160,7 +160,7 @@ pub fn choose_lsq(
         downdates.push(g);
     }
     for j in (0..n).filter(|&j| alive[j]) {
-        if !(diag[j] > 0.0) {
+        if diag[j].is_nan() || diag[j] <= 0.0 {
             return Err(not_positive_definite(tensor, damp));
         }
         scores[j] = cost_of(j, norms[j], diag[j], h);

@@ -136,8 +136,8 @@ fn plain_update(w: &mut [f64], mask: &[bool], f: &Factor) {
         for i in 0..n {
             if m[i] {
                 let err = row[i] / f.u[i * n + i];
-                for j in i..n {
-                    row[j] -= err * f.u[i * n + j];
+                for (x, u) in row[i..].iter_mut().zip(&f.u[i * n + i..(i + 1) * n]) {
+                    *x -= err * u;
                 }
                 row[i] = 0.0;
             }
