@@ -341,15 +341,16 @@ impl Stats {
             ));
         }
         let m = pick.len();
-        let scale = 0.5 / e.tokens;
+        // C[pick][pick] row by row, then (C + Cᵀ) / 2 / count tile by tile.
         let mut h = vec![0.0f64; m * m];
         h.par_chunks_mut(m.max(1)).enumerate().for_each(|(a, row)| {
             let i = pick[a] as usize;
+            let c = &data[4 * i * n..4 * (i + 1) * n];
             for (x, &j) in row.iter_mut().zip(pick) {
-                let j = j as usize;
-                *x = (f32_at(data, i * n + j) as f64 + f32_at(data, j * n + i) as f64) * scale;
+                *x = f32_at(c, j as usize) as f64;
             }
         });
+        symmetrize(&mut h, m, 0.5 / e.tokens);
         Ok((h, m))
     }
 }
@@ -373,6 +374,22 @@ fn candidates(weight: &str) -> Vec<String> {
         }
     }
     c
+}
+
+/// `h ← (h + hᵀ) × scale` for a row-major `m × m` matrix, in tiles that stay in cache.
+fn symmetrize(h: &mut [f64], m: usize, scale: f64) {
+    const TILE: usize = 64;
+    for i0 in (0..m).step_by(TILE) {
+        for j0 in (i0..m).step_by(TILE) {
+            for i in i0..(i0 + TILE).min(m) {
+                for j in j0.max(i)..(j0 + TILE).min(m) {
+                    let v = (h[i * m + j] + h[j * m + i]) * scale;
+                    h[i * m + j] = v;
+                    h[j * m + i] = v;
+                }
+            }
+        }
+    }
 }
 
 fn f32_at(data: &[u8], i: usize) -> f32 {

@@ -12,7 +12,7 @@
 
 use faer::linalg::matmul::matmul;
 use faer::linalg::solvers::Solve;
-use faer::{Accum, Mat, MatMut, Par};
+use faer::{Accum, Mat, MatMut, MatRef, Par};
 use rayon::prelude::*;
 
 use super::moment::{cholesky, inverse, not_positive_definite, Damped};
@@ -50,18 +50,26 @@ pub fn refit_kept(
     if nr == 0 || nk == 0 || rows == 0 {
         return Ok(out);
     }
-    // T = H[K,K]⁻¹ H[K,R]   (nk × nr)
-    let hkk = Mat::from_fn(nk, nk, |a, b| h.at(kept[a], kept[b]));
-    let mut t = Mat::from_fn(nk, nr, |a, b| h.at(kept[a], removed[b]));
+    // T = H[K,K]⁻¹ H[K,R]   (nk × nr). H is symmetric: each column is read along a row of H.
+    let hkk = Mat::from_fn(nk, nk, |a, b| h.at(kept[b], kept[a]));
+    let mut t = Mat::from_fn(nk, nr, |a, b| h.at(removed[b], kept[a]));
     cholesky(hkk.as_ref(), tensor, damp)?.solve_in_place(t.as_mut());
-    // W_R   (rows × nr)
-    let wr = Mat::from_fn(rows, nr, |r, b| w[r * n + removed[b]]);
+    drop(hkk);
+    // W_R   (rows × nr, row-major)
+    let mut wr = vec![0.0f64; rows * nr];
+    wr.par_chunks_mut(nr)
+        .zip(w.par_chunks(n))
+        .for_each(|(o, row)| {
+            for (o, &c) in o.iter_mut().zip(&removed) {
+                *o = row[c];
+            }
+        });
     // out += W_R Tᵀ
     let dst = MatMut::from_row_major_slice_mut(&mut out, rows, nk);
     matmul(
         dst,
         Accum::Add,
-        wr.as_ref(),
+        MatRef::from_row_major_slice(&wr, rows, nr),
         t.as_ref().transpose(),
         1.0,
         Par::rayon(0),

@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 pub struct Damped {
     /// Its order (the tensor's input width).
     pub n: usize,
-    /// `H + λI`, row-major.
+    /// `H + λI`, row-major (and symmetric: every source of it is).
     pub h: Vec<f64>,
     /// The `λ` that was added.
     pub lambda: f64,
@@ -51,9 +51,10 @@ impl Damped {
         Damped { n, h, lambda, dead }
     }
 
-    /// The matrix as a faer view (symmetric, so row- and column-major agree).
+    /// The matrix as a faer view (symmetric, so its rows are its columns: viewed column-major,
+    /// faer reads it contiguously).
     pub fn view(&self) -> MatRef<'_, f64> {
-        MatRef::from_row_major_slice(&self.h, self.n, self.n)
+        MatRef::from_column_major_slice(&self.h, self.n, self.n)
     }
 
     /// The entry at row `i`, column `j`.

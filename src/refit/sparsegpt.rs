@@ -11,7 +11,8 @@
 //! "lazy batch" update of the paper).
 
 use faer::linalg::matmul::matmul;
-use faer::{Accum, MatMut, MatRef, Par};
+use faer::linalg::triangular_inverse::invert_lower_triangular;
+use faer::{Accum, Mat, MatMut, MatRef, Par};
 use rayon::prelude::*;
 
 use super::moment::{cholesky, Damped};
@@ -23,6 +24,9 @@ pub const BLOCK: usize = 128;
 /// Rows handed to one task.
 const ROWS_PER_TASK: usize = 16;
 
+/// Rows and columns copied together when a matrix changes layout.
+const TILE: usize = 64;
+
 /// `U`, the upper Cholesky factor of `H⁻¹`, row-major `n × n` (zero below the diagonal).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Factor {
@@ -31,20 +35,44 @@ pub struct Factor {
 }
 
 impl Factor {
-    /// `U` for the damped second moment `h`; an error naming `tensor` when `h` (or its
-    /// inverse, numerically) is not positive definite.
+    /// `U` for the damped second moment `h`; an error naming `tensor` when `h` is not
+    /// positive definite.
+    ///
+    /// Computed without forming `H⁻¹`: with `J` the reversal permutation and
+    /// `J H J = L Lᵀ` (lower Cholesky factor `L`), `H⁻¹ = (J L⁻¹ J)ᵀ (J L⁻¹ J)` and
+    /// `J L⁻¹ J` is upper triangular with a positive diagonal, so it is `U` (the factor is
+    /// unique). One factorization and one triangular inverse instead of a factorization, an
+    /// inverse and a second factorization.
     pub fn new(h: &Damped, tensor: &str, damp: f64) -> Result<Factor> {
         let n = h.n;
-        let hinv = super::moment::inverse(h.view(), tensor, damp)?;
-        let l = cholesky(hinv.as_ref(), tensor, damp)?;
-        let l = l.L();
-        // U = Lᵀ: U[i][j] = L[j][i] for j >= i.
+        let r = |i: usize| n - 1 - i;
+        // (J H J)[i][j] = H[r(i)][r(j)] = H[r(j)][r(i)] (symmetric): read along H's rows.
+        let reversed = Mat::from_fn(n, n, |i, j| h.at(r(j), r(i)));
+        let llt = cholesky(reversed.as_ref(), tensor, damp)?;
+        drop(reversed);
+        let mut l_inv = Mat::<f64>::zeros(n, n);
+        invert_lower_triangular(l_inv.as_mut(), llt.L(), Par::rayon(0));
+        drop(llt);
+        // U[i][j] = L⁻¹[r(i)][r(j)] for j >= i (the lower triangle of L⁻¹), tile by tile: a
+        // tile's rows of U and its columns of L⁻¹ stay in cache together.
         let mut u = vec![0.0f64; n * n];
-        u.par_chunks_mut(n.max(1)).enumerate().for_each(|(i, row)| {
-            for (j, x) in row.iter_mut().enumerate().skip(i) {
-                *x = l[(j, i)];
-            }
-        });
+        u.par_chunks_mut(n * TILE)
+            .enumerate()
+            .for_each(|(t, rows)| {
+                let i0 = t * TILE;
+                let i1 = (i0 + TILE).min(n);
+                for j0 in (i0..n).step_by(TILE) {
+                    for j in j0..(j0 + TILE).min(n) {
+                        let col = l_inv.col_as_slice(r(j));
+                        for i in i0..i1.min(j + 1) {
+                            rows[(i - i0) * n + j] = col[r(i)];
+                        }
+                    }
+                }
+            });
+        if u.iter().any(|x| !x.is_finite()) {
+            return Err(super::moment::not_positive_definite(tensor, damp));
+        }
         Ok(Factor { n, u })
     }
 
