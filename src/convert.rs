@@ -1,7 +1,7 @@
 //! The `convert` job from start to end, in the order data flows: check the output paths, open
 //! the model (a GGUF file, a split GGUF or a Hugging Face checkpoint), the imatrix and the
-//! statistics file, plan what happens to every tensor, then execute the plan and report. The command line only fills in a
-//! [`Request`] and prints.
+//! statistics file, plan what happens to every tensor, then execute the plan and report. The
+//! command line only fills in a [`Request`] and prints.
 
 use std::path::{Path, PathBuf};
 

@@ -5,8 +5,9 @@
 //!
 //! Memory stays near one pruned matrix held as f32 plus its mask and encoded output (about
 //! 9 bytes per weight of the largest matrix), whatever the model size; a refitted matrix adds
-//! itself as f64 and a few `n_in × n_in` f64 matrices (its input's second moment and factor). Work inside a tensor
-//! is parallel (dequantization, scoring, selection, encoding); tensors go out in file order.
+//! itself as f64 and a few `n_in × n_in` f64 matrices (its input's second moment and factor).
+//! Work inside a tensor is parallel (dequantization, scoring, selection, encoding, refits);
+//! tensors go out in file order.
 
 use std::path::Path;
 use std::sync::mpsc;
