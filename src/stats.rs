@@ -4,9 +4,10 @@
 //! whole second-moment matrix `in_outer = Σ_t x_t x_tᵀ`.
 //!
 //! The file is memory-mapped and validated when opened (keys, F32 types, every tensor's dims
-//! against its partners, counts above 0, every value finite) and against the model before
-//! planning ([`Stats::check_model`]); a matrix is converted to f64 only when the tensor that
-//! needs it is processed ([`Stats::mean_outer`]).
+//! against its partners, counts above 0, every vector finite) and against the model before
+//! planning ([`Stats::check_model`]); a matrix is read, checked finite and converted to f64
+//! only when the tensor that needs it is processed ([`Stats::mean_outer`]), so that a large
+//! model's file (most of it matrices) is read once.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -199,9 +200,11 @@ impl Stats {
         if entries.is_empty() {
             return Err(bad("tensors", "the file holds no statistics"));
         }
-        // Every value finite: found from the exponent bits, all tensors in parallel.
+        // Every vector finite, found from the exponent bits. The matrices (most of the file:
+        // n_in² values each) are checked when they are read, only if they are used.
         let non_finite = (0..header.tensors.len())
             .into_par_iter()
+            .filter(|&i| !info(i).name.ends_with(OUTER))
             .find_map_first(|i| {
                 let data = file.tensor_data(i);
                 data.chunks_exact(4)
@@ -213,15 +216,7 @@ impl Stats {
         if let Some((i, at)) = non_finite {
             let t = info(i);
             let n = t.row_len() as usize;
-            return Err(bad(
-                &t.name,
-                format!(
-                    "holds a NaN or infinite value at row {}, column {}: the statistics are \
-                     unusable",
-                    at / n.max(1),
-                    at % n.max(1)
-                ),
-            ));
+            return Err(non_finite_at(&t.name, at / n.max(1), at % n.max(1)));
         }
         Ok(Stats {
             chunk_count,
@@ -246,6 +241,11 @@ impl Stats {
     /// Every weight the file has statistics of must be a tensor of `model` whose rows are that
     /// long: statistics of another model are refused, naming the first tensor that differs.
     pub fn check_model(&self, model: &Source) -> Result<()> {
+        self.check_model_inner(model)
+            .map_err(|e| in_file(self.path(), e))
+    }
+
+    fn check_model_inner(&self, model: &Source) -> Result<()> {
         let tensors = model.tensors();
         for (weight, e) in &self.entries {
             let Some((_, t)) = tensors.iter().find(|(_, t)| &t.name == weight) else {
@@ -317,6 +317,11 @@ impl Stats {
     /// an `in_outer`, see [`Stats::outer_entry`]), f64, row-major; restricted to the inputs
     /// `subset` (ascending) when given. Returns the matrix and its order.
     pub fn mean_outer(&self, entry: &str, subset: Option<&[u32]>) -> Result<(Vec<f64>, usize)> {
+        self.mean_outer_inner(entry, subset)
+            .map_err(|e| in_file(self.path(), e))
+    }
+
+    fn mean_outer_inner(&self, entry: &str, subset: Option<&[u32]>) -> Result<(Vec<f64>, usize)> {
         let e = self
             .entries
             .get(entry)
@@ -350,9 +355,27 @@ impl Stats {
                 *x = f32_at(c, j as usize) as f64;
             }
         });
+        if let Some(at) = h.par_iter().position_first(|x| !x.is_finite()) {
+            let (a, b) = (at / m, at % m);
+            return Err(non_finite_at(
+                &format!("{entry}{OUTER}"),
+                pick[a] as usize,
+                pick[b] as usize,
+            ));
+        }
         symmetrize(&mut h, m, 0.5 / e.tokens);
         Ok((h, m))
     }
+}
+
+fn non_finite_at(tensor: &str, row: usize, column: usize) -> Error {
+    bad(
+        tensor,
+        format!(
+            "holds a NaN or infinite value at row {row}, column {column}: the statistics are \
+             unusable"
+        ),
+    )
 }
 
 /// The entries that may hold `weight`'s input second moment, its own first.
