@@ -388,6 +388,14 @@ fn refusals_name_what_is_wrong_and_write_nothing() {
             .unwrap();
         b.copy_from_slice(&0f32.to_le_bytes());
     });
+    let bad_dims = d.join("bad-dims.stats.gguf");
+    edited_stats(&bad_dims, |t| {
+        let (spec, _) = t
+            .iter_mut()
+            .find(|(s, _)| s.name == "blk.0.ffn_gate.weight.in_outer")
+            .unwrap();
+        spec.dims = vec![32, 128];
+    });
     let inputs_before = common::dir_listing(d);
 
     let out_dir = tempfile::tempdir().unwrap();
@@ -445,6 +453,14 @@ fn refusals_name_what_is_wrong_and_write_nothing() {
         (
             run(s(&nan), &["--pattern", "2:4"]),
             vec!["blk.0.ffn_gate.weight.in_outer", "NaN", "row 1, column 6"],
+        ),
+        (
+            run(s(&bad_dims), &["--pattern", "2:4"]),
+            vec![
+                "blk.0.ffn_gate.weight.in_outer",
+                "[32, 128]",
+                "blk.0.ffn_gate.weight.in_sum2 has 64 inputs",
+            ],
         ),
         (
             run(s(&zero_count), &["--pattern", "2:4"]),
