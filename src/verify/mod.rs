@@ -439,6 +439,13 @@ fn describe_claims(c: &Claims) -> String {
             if ch.global { "global" } else { "uniform" }
         ));
     }
+    if let Some(r) = &c.refit {
+        parts.push(format!(
+            "refit {} of {} tensors",
+            method_name(r),
+            r.tensors.len()
+        ));
+    }
     if parts.is_empty() {
         "unreadable (see the violations)".into()
     } else {
