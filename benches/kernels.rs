@@ -7,7 +7,12 @@
 //! * `row/…`: Wanda-style [`Axis::Row`] groups on 4096 × 14336 (ffn_down) with
 //!   [`Scale::PerColumn`] (`sqrt(v[c])`): unstructured 50%, 2:4 and 4:8.
 //!
-//! Each runs on every instruction set this CPU has ([`Level::available`]: portable, and AVX2
+//! * `sparsegpt/…`: SparseGPT's update of the weights a fixed 2:4 mask keeps
+//!   ([`dass_gguf::refit::update`]) on SmolLM2's feed-forward shapes, 1536 × 576 (gate/up) and
+//!   576 × 1536 (down), the factor of a random damped second moment made once outside the
+//!   timing.
+//!
+//! Each mask kernel runs on every instruction set this CPU has ([`Level::available`]: portable, and AVX2
 //! when present). Throughput is in weights (elements) per second. Each call takes a large
 //! fraction of a second, so samples are few and flat (one call each) to keep the whole run to a
 //! few minutes on two cores.
@@ -165,5 +170,54 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench);
+/// A damped second moment of `n` inputs from `2n` random correlated tokens.
+fn second_moment(n: usize, seed: u64) -> Vec<f64> {
+    let mut rng = Rng(seed);
+    let t = 2 * n;
+    let x: Vec<f64> = (0..t * n).map(|_| rng.normal()).collect();
+    let mut h = vec![0.0f64; n * n];
+    for tok in x.chunks(n) {
+        for i in 0..n {
+            let xi = tok[i] + 0.5 * tok[(i + 1) % n];
+            for j in 0..n {
+                h[i * n + j] += xi * (tok[j] + 0.5 * tok[(j + 1) % n]);
+            }
+        }
+    }
+    h.iter().map(|v| v / t as f64).collect()
+}
+
+fn bench_sparsegpt(c: &mut Criterion) {
+    use dass_gguf::refit::{update, Damped, Factor};
+    let mut g = c.benchmark_group("sparsegpt");
+    g.sampling_mode(SamplingMode::Flat)
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3));
+    for (rows, cols) in [(1536usize, 576usize), (576, 1536)] {
+        let n = rows * cols;
+        let h = Damped::new(second_moment(cols, 7), cols, 0.01);
+        let factor = Factor::new(&h, "bench", 0.01).expect("positive definite");
+        let w: Vec<f64> = weights(n, 8).into_iter().map(f64::from).collect();
+        // 2:4 along rows: the two smallest of every four.
+        let mut mask = vec![false; n];
+        for (g4, m) in w.chunks(4).zip(mask.chunks_mut(4)) {
+            let mut order = [0usize, 1, 2, 3];
+            order.sort_by(|&a, &b| g4[a].abs().total_cmp(&g4[b].abs()));
+            m[order[0]] = true;
+            m[order[1]] = true;
+        }
+        g.throughput(Throughput::Elements(n as u64));
+        g.bench_function(BenchmarkId::new("2:4", format!("{rows}x{cols}")), |b| {
+            b.iter_batched_ref(
+                || w.clone(),
+                |w| update(black_box(w), &mask, &factor),
+                criterion::BatchSize::LargeInput,
+            )
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench, bench_sparsegpt);
 criterion_main!(benches);

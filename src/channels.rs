@@ -19,8 +19,10 @@ use crate::error::{Error, Result};
 use crate::gguf::split::TensorRef;
 use crate::gguf::TensorInfo;
 use crate::imatrix::Imatrix;
+use crate::refit::Damped;
 use crate::rules::statistics;
 use crate::source::Source;
+use crate::stats::Stats;
 
 /// How many channels each block keeps, before rounding.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -66,6 +68,10 @@ pub enum ChannelScore {
     Weight,
     /// A seeded pseudo-random number per channel (a baseline).
     Random,
+    /// Least squares with the second moments of a statistics file: channels go greedily, the
+    /// cheapest first, each costing `‖W_down[:, j]‖² / Hinv[j][j]` given that the others are
+    /// refitted ([`crate::refit::choose_lsq`]).
+    Lsq,
 }
 
 impl ChannelScore {
@@ -77,6 +83,7 @@ impl ChannelScore {
             ChannelScore::Dass => "dass",
             ChannelScore::Weight => "weight",
             ChannelScore::Random => "random",
+            ChannelScore::Lsq => "lsq",
         }
     }
 
@@ -280,18 +287,46 @@ impl ChannelPlan {
     }
 }
 
+/// The statistics channel scores read: the imatrix, and the statistics file with the damping
+/// for [`ChannelScore::Lsq`].
+#[derive(Clone, Copy)]
+pub struct ChannelStatistics<'a> {
+    pub imatrix: Option<&'a Imatrix>,
+    pub stats: Option<&'a Stats>,
+    pub damp: f64,
+}
+
 /// Decides which channels every block keeps. Reads each block's tensors once, one at a time.
 pub fn plan_channels(
     model: &Source,
     arch: &str,
-    imatrix: Option<&Imatrix>,
+    statistics: ChannelStatistics<'_>,
     opts: &ChannelOptions,
 ) -> Result<ChannelPlan> {
+    let imatrix = statistics.imatrix;
     if opts.score.needs_statistics() && imatrix.is_none() {
         return Err(Error::Plan(format!(
             "--channel-score {} needs activation statistics: pass --imatrix FILE",
             opts.score.name()
         )));
+    }
+    if opts.score == ChannelScore::Lsq {
+        if statistics.stats.is_none() {
+            return Err(Error::Plan(
+                "--channel-score lsq needs the second moments of the channels: pass --stats \
+                 FILE (a statistics file from dass-gguf calibrate, docs/stats.md)"
+                    .into(),
+            ));
+        }
+        if opts.allocation == Allocation::Global {
+            return Err(Error::Plan(
+                "--channel-score lsq removes each block's channels greedily down to the \
+                 block's width, which --allocate global has not chosen yet (it compares scores \
+                 across blocks to choose widths): use --allocate uniform with lsq, or another \
+                 --channel-score with global"
+                    .into(),
+            ));
+        }
     }
     let fused = arch == "phi3";
     let blocks = find_blocks(model)?;
@@ -320,7 +355,20 @@ pub fn plan_channels(
                 n_ff.unwrap_or(0)
             )));
         }
-        let scores = score_block(model, b, block, this, fused, imatrix, opts)?;
+        let scores = match (opts.score, statistics.stats) {
+            (ChannelScore::Lsq, Some(stats)) => {
+                let width = resolve_width(this, opts.keep, opts.multiple)?.0;
+                let choice = lsq_block(model, block, stats, statistics.damp, width)?;
+                Scored {
+                    scores: choice.scores,
+                    kept: Some(choice.kept),
+                }
+            }
+            _ => Scored {
+                scores: score_block(model, b, block, this, fused, imatrix, opts)?,
+                kept: None,
+            },
+        };
         scored.push((b, scores));
     }
     let n_ff = n_ff.unwrap_or(0);
@@ -342,6 +390,7 @@ pub fn plan_channels(
             let shares: Vec<Vec<f64>> = scored
                 .iter()
                 .map(|(_, s)| {
+                    let s = &s.scores;
                     let median = median(s);
                     s.iter()
                         .map(|x| if median > 0.0 { x / median } else { *x })
@@ -362,8 +411,8 @@ pub fn plan_channels(
         blocks: Vec::new(),
         cuts: BTreeMap::new(),
     };
-    for ((b, scores), width) in scored.into_iter().zip(widths) {
-        let kept = Arc::new(keep_highest(&scores, width));
+    for ((b, Scored { scores, kept }), width) in scored.into_iter().zip(widths) {
+        let kept = Arc::new(kept.unwrap_or_else(|| keep_highest(&scores, width)));
         let total: f64 = scores.iter().sum();
         let kept_sum: f64 = kept.iter().map(|&i| scores[i as usize]).sum();
         let mut is_kept = vec![false; scores.len()];
@@ -416,6 +465,45 @@ pub fn plan_channels(
         });
     }
     Ok(plan)
+}
+
+/// A block's channel scores and, when the score chose them itself (lsq), its kept channels.
+struct Scored {
+    scores: Vec<f64>,
+    kept: Option<Vec<u32>>,
+}
+
+/// `--channel-score lsq` on one block: the greedy least-squares choice of its `width` channels
+/// from its down projection and the damped second moment of the channels.
+fn lsq_block(
+    model: &Source,
+    block: &Block,
+    stats: &Stats,
+    damp: f64,
+    width: usize,
+) -> Result<crate::refit::LsqChoice> {
+    let down = block.down.as_ref().expect("checked by check_block");
+    let name = &down.info.name;
+    let entry = stats
+        .outer_entry(name)
+        .ok_or_else(|| stats.missing_outer(name, "is scored by --channel-score lsq"))?;
+    let (h, n) = stats.mean_outer(entry, None)?;
+    let h = Damped::new(h, n, damp);
+    let rows = down.info.ne()[1] as usize;
+    let w = weights_f64(model, down.source, &down.info)?;
+    crate::refit::choose_lsq(&w, rows, &h, width, name, damp)
+}
+
+/// A matrix's weights, dequantized exactly, as f64 (row-major, `ne[0]` per row).
+pub(crate) fn weights_f64(
+    model: &Source,
+    source: TensorRef,
+    info: &TensorInfo,
+) -> Result<Vec<f64>> {
+    let data = model.tensor_data(source)?;
+    let mut w = vec![0.0f32; info.n_elements() as usize];
+    crate::execute::dequantize_parallel(info, &data, &mut w)?;
+    Ok(w.into_par_iter().map(f64::from).collect())
 }
 
 /// Every block's feed-forward tensors; MoE experts are refused.
@@ -571,6 +659,10 @@ fn score_block(
         ChannelScore::Random => (0..n_ff)
             .map(|i| random_score(opts.seed, b, i as u32))
             .collect(),
+        // Chosen with the statistics file in plan_channels, which refuses lsq without one.
+        ChannelScore::Lsq => {
+            return Err(Error::Plan("--channel-score lsq needs --stats FILE".into()))
+        }
     };
     if let Some(i) = scores.iter().position(|s| !s.is_finite()) {
         return Err(Error::Tensor {

@@ -1,7 +1,7 @@
 //! The `convert` job from start to end, in the order data flows: check the output paths, open
-//! the model (a GGUF file, a split GGUF or a Hugging Face checkpoint) and the imatrix, plan what
-//! happens to every tensor, then execute the plan and report. The command line only fills in a
-//! [`Request`] and prints.
+//! the model (a GGUF file, a split GGUF or a Hugging Face checkpoint), the imatrix and the
+//! statistics file, plan what happens to every tensor, then execute the plan and report. The
+//! command line only fills in a [`Request`] and prints.
 
 use std::path::{Path, PathBuf};
 
@@ -18,6 +18,7 @@ use crate::output_file::write_whole;
 use crate::plan::{self, Plan};
 use crate::report::{Report, ReportFormat};
 use crate::source::Source;
+use crate::stats::Stats;
 use crate::verify::{self, Verdict};
 
 /// What the user asked `convert` to do.
@@ -27,6 +28,9 @@ pub struct Request {
     pub input: PathBuf,
     pub output: PathBuf,
     pub imatrix: Option<PathBuf>,
+    /// A statistics file (docs/stats.md): second moments for refitting and `--channel-score
+    /// lsq`; without `imatrix`, its `in_sum2` and `counts` serve as the imatrix.
+    pub stats: Option<PathBuf>,
     /// The pruning options (with their defaults filled in).
     pub options: plan::Options,
     /// Whether any pruning option (or --keep-ffn) was given. A checkpoint without them is only
@@ -48,8 +52,13 @@ pub struct Request {
 pub struct Job {
     request: Request,
     model: Source,
-    /// Every file the conversion reads (model shards or checkpoint files, and the imatrix).
+    /// Every file the conversion reads (model shards or checkpoint files, the imatrix and the
+    /// statistics file).
     inputs: Vec<PathBuf>,
+    /// The statistics file, mapped, when one was given (refitting reads its matrices).
+    stats: Option<Stats>,
+    /// The file the imatrix was read from: `--imatrix`, or else the statistics file.
+    imatrix_path: Option<PathBuf>,
     plan: Plan,
     /// The imatrix and where its cut copy goes, when channels are removed.
     cut_imatrix: Option<(ImatrixFormat, PathBuf)>,
@@ -62,8 +71,15 @@ impl Job {
     pub fn prepare(request: Request) -> Result<Job> {
         let (model, mut inputs, options) = open_model(&request)?;
         inputs.extend(request.imatrix.iter().cloned());
-        let imatrix = match &request.imatrix {
+        inputs.extend(request.stats.iter().cloned());
+        // Without an imatrix, the statistics file's in_sum2 and counts are one.
+        let imatrix_path = request.imatrix.clone().or_else(|| request.stats.clone());
+        let imatrix = match &imatrix_path {
             Some(p) => Some(Imatrix::open(p)?),
+            None => None,
+        };
+        let stats = match &request.stats {
+            Some(p) => Some(Stats::open(p)?),
             None => None,
         };
         let cut_imatrix = match (&options.channels, &imatrix) {
@@ -83,7 +99,7 @@ impl Job {
             }
             (_, None) if request.imatrix_out.is_some() => {
                 return Err(Error::Usage(
-                    "--imatrix-out needs --imatrix (the imatrix to cut)".into(),
+                    "--imatrix-out needs --imatrix or --stats (the statistics to cut)".into(),
                 ))
             }
             _ => None,
@@ -93,17 +109,27 @@ impl Job {
             &inputs,
             cut_imatrix.as_ref().map(|(_, p)| p.as_path()),
         )?;
-        let imatrix_name = request
-            .imatrix
-            .as_ref()
-            .and_then(|p| p.file_name())
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let file_name = |p: &Option<PathBuf>| {
+            p.as_ref()
+                .and_then(|p| p.file_name())
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        };
+        let imatrix_name = file_name(&imatrix_path);
+        let stats_name = file_name(&request.stats);
         let prune = !matches!(model, Source::Hf(_)) || request.pruning_requested;
+        if !prune && stats.is_some() {
+            return Err(Error::Usage(
+                "--stats refits the weights pruning or --keep-ffn keeps: give pruning options \
+                 too"
+                .into(),
+            ));
+        }
         let plan = if prune {
             plan::make_plan(
                 &model,
                 imatrix.as_ref().map(|i| (i, imatrix_name.as_str())),
+                stats.as_ref().map(|s| (s, stats_name.as_str())),
                 &options,
             )?
         } else {
@@ -113,6 +139,8 @@ impl Job {
             request,
             model,
             inputs,
+            stats,
+            imatrix_path,
             plan,
             cut_imatrix,
             activations: imatrix.as_ref().map(Activations::of),
@@ -137,13 +165,14 @@ impl Job {
         let outcome = execute(
             &self.model,
             &self.plan,
+            self.stats.as_ref(),
             &r.output,
             &inputs,
             r.force,
             progress,
         )?;
         if let (Some((format, path)), Some(channels), Some(input)) =
-            (&self.cut_imatrix, &self.plan.channels, &r.imatrix)
+            (&self.cut_imatrix, &self.plan.channels, &self.imatrix_path)
         {
             let mut taken = inputs.clone();
             taken.push(&r.output);
@@ -158,7 +187,7 @@ impl Job {
         let report = Report::new(
             self.model.describe(),
             r.output.display().to_string(),
-            r.imatrix.as_ref().map(|p| p.display().to_string()),
+            self.imatrix_path.as_ref().map(|p| p.display().to_string()),
             &self.plan,
             outcome,
             self.activations.clone(),

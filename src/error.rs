@@ -80,6 +80,11 @@ pub enum Error {
     #[error("invalid imatrix: {0}")]
     Imatrix(String),
 
+    /// A statistics file (docs/stats.md) that cannot serve: `name` is the key or tensor at
+    /// fault.
+    #[error("statistics '{name}': {message}")]
+    Stats { name: String, message: String },
+
     /// Split GGUF shards that do not form one model.
     #[error("split model: {0}")]
     Split(String),

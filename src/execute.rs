@@ -1,31 +1,40 @@
 //! Carrying out a [`Plan`]: check the weights, then stream every tensor into the output,
-//! copied byte for byte or pruned, one tensor (one expert) at a time. The rules and the
-//! factors were settled by the plan; this module dequantizes, runs the kernels and encodes.
+//! copied byte for byte, cut, refitted or pruned, one tensor (one expert) at a time. The rules
+//! and the factors were settled by the plan; this module dequantizes, runs the kernels (and the
+//! refits of [`crate::refit`], with the statistics file's matrices) and encodes.
 //!
 //! Memory stays near one pruned matrix held as f32 plus its mask and encoded output (about
-//! 9 bytes per weight of the largest matrix), whatever the model size. Work inside a tensor
-//! is parallel (dequantization, scoring, selection, encoding); tensors go out in file order.
+//! 9 bytes per weight of the largest matrix), whatever the model size; a refitted matrix adds
+//! itself as f64 and a few `n_in × n_in` f64 matrices (its input's second moment and factor).
+//! Work inside a tensor is parallel (dequantization, scoring, selection, encoding, refits);
+//! tensors go out in file order.
 
 use std::path::Path;
 use std::sync::mpsc;
+use std::sync::Arc;
 use std::time::Instant;
 
 use half::slice::HalfFloatSliceExt;
 use half::{bf16, f16};
 use rayon::prelude::*;
 
+use crate::channels::Cut;
 use crate::dequant::dequantize;
 use crate::error::{Error, Result};
 use crate::ggml_type::GgmlType;
 use crate::gguf::{GgufLayout, GgufWriter, TensorInfo};
 use crate::kernels::{select_zeros, Axis, Scale};
 use crate::plan::{Action, Plan, PruneStep};
+use crate::refit::Factor;
 use crate::rules::Groups;
 use crate::scores;
 use crate::source::{Piece, Source};
+use crate::stats::Stats;
 
 mod cut;
+mod refit;
 use cut::cut_tensor_into;
+use refit::{check_refitted, refit_columns, update_masked, Factors};
 
 /// Receives progress: which tensor is being worked on, and input bytes done.
 pub trait Progress: Sync {
@@ -50,18 +59,25 @@ pub struct Outcome {
 /// Elements handled per parallel work item when dequantizing or encoding.
 const CHUNK_ELEMENTS: usize = 1 << 16;
 
-/// Runs the plan and writes `output` atomically. `inputs` are every file the conversion reads
-/// (model shards and imatrix); the writer refuses an output that is one of them, or that
-/// exists unless `overwrite`.
+/// Runs the plan and writes `output` atomically. `stats` is the statistics file the plan's
+/// refits read. `inputs` are every file the conversion reads (model shards, imatrix,
+/// statistics); the writer refuses an output that is one of them, or that exists unless
+/// `overwrite`.
 pub fn execute(
     model: &Source,
     plan: &Plan,
+    stats: Option<&Stats>,
     output: &Path,
     inputs: &[&Path],
     overwrite: bool,
     progress: &dyn Progress,
 ) -> Result<Outcome> {
     let start = Instant::now();
+    if plan.refit.is_some() && stats.is_none() {
+        return Err(Error::Plan(
+            "internal error: the plan refits weights but no statistics file was given".into(),
+        ));
+    }
     check_weights_finite(model, plan, progress)?;
 
     let specs = plan.tensors.iter().map(|t| t.output_spec()).collect();
@@ -77,7 +93,7 @@ pub fn execute(
         let (to_writer, pieces) = mpsc::sync_channel::<ToWriter>(2);
         let (recycle, recycled) = mpsc::channel::<Vec<u8>>();
         let write_thread = scope.spawn(move || write_pieces(writer, pieces, recycle));
-        let produced = produce(model, plan, progress, &to_writer, &recycled);
+        let produced = produce(model, plan, stats, progress, &to_writer, &recycled);
         if produced.is_ok() {
             // Only a complete run asks for the rename; otherwise the temp file is dropped.
             let _ = to_writer.send(ToWriter::Commit);
@@ -133,6 +149,7 @@ fn write_pieces(
 fn produce<'a>(
     model: &'a Source,
     plan: &Plan,
+    stats: Option<&Stats>,
     progress: &dyn Progress,
     to_writer: &mpsc::SyncSender<ToWriter<'a>>,
     recycled: &mpsc::Receiver<Vec<u8>>,
@@ -146,14 +163,16 @@ fn produce<'a>(
     let mut pruned = 0;
     let mut copied = 0;
     let mut buffers = Buffers::default();
+    let mut factors = Factors::new(stats);
     // Prunes one tensor matrix by matrix, each matrix sent as soon as it is done.
     let prune_and_send = |name: &str,
                           info: &TensorInfo,
                           data: &[u8],
                           step: &PruneStep,
+                          update: Option<&Factor>,
                           buffers: &mut Buffers|
      -> Result<()> {
-        let zeroed = prune_tensor(info, data, step, buffers, |out| {
+        let zeroed = prune_tensor(name, info, data, step, update, buffers, |out| {
             send(ToWriter::Bytes(Piece::Made(out)))?;
             Ok(recycled.try_recv().unwrap_or_default())
         })?;
@@ -171,12 +190,50 @@ fn produce<'a>(
     };
     for t in &plan.tensors {
         progress.tensor(&t.info.name);
+        let name = &t.info.name;
+        // SparseGPT's factor of the tensor's (kept) input, when its kept weights are refitted.
+        let kept_inputs = match &t.cut {
+            Some((Cut::Columns(kept), _)) => Some(kept.as_slice()),
+            _ => None,
+        };
+        let factor = |factors: &mut Factors<'_>| -> Result<Option<Arc<Factor>>> {
+            match t.refit.as_ref().filter(|r| r.masked) {
+                Some(r) => factors.get(name, r, kept_inputs).map(Some),
+                None => Ok(None),
+            }
+        };
         match (&t.cut, &t.action) {
             (Some((cut, cut_info)), action) => {
                 let data = model.tensor_data(t.source)?;
                 // Reuse a buffer the writer has finished with: at most a few are ever alive.
                 let buffer = recycled.try_recv().unwrap_or_default();
-                let cut_bytes = cut_tensor_into(&t.info, &data, cut, cut_info, buffer)?;
+                let refit_columns_of = t.refit.as_ref().filter(|r| r.channels);
+                let (cut_bytes, cut_info) = match (refit_columns_of, cut, stats) {
+                    (Some(r), Cut::Columns(kept), Some(stats)) => {
+                        let values = refit_columns(&t.info, &data, kept, stats, r)?;
+                        match action {
+                            Action::Copy => {
+                                check_refitted(&values, cut_info.ty, name)?;
+                                let mut out = buffer;
+                                encode(cut_info.ty, &values, &mut out)?;
+                                (out, cut_info.clone())
+                            }
+                            // Pruning reads the refitted weights as F32.
+                            Action::Prune(_) => {
+                                let mut out = buffer;
+                                encode(GgmlType::F32, &values, &mut out)?;
+                                let mut info = cut_info.clone();
+                                info.ty = GgmlType::F32;
+                                info.n_bytes = out.len() as u64;
+                                (out, info)
+                            }
+                        }
+                    }
+                    _ => (
+                        cut_tensor_into(&t.info, &data, cut, cut_info, buffer)?,
+                        cut_info.clone(),
+                    ),
+                };
                 match action {
                     Action::Copy => {
                         send(ToWriter::Bytes(Piece::Made(cut_bytes)))?;
@@ -184,7 +241,15 @@ fn produce<'a>(
                         copied += 1;
                     }
                     Action::Prune(step) => {
-                        prune_and_send(&t.info.name, cut_info, &cut_bytes, step, &mut buffers)?;
+                        let f = factor(&mut factors)?;
+                        prune_and_send(
+                            name,
+                            &cut_info,
+                            &cut_bytes,
+                            step,
+                            f.as_deref(),
+                            &mut buffers,
+                        )?;
                         pruned += 1;
                     }
                 }
@@ -207,7 +272,8 @@ fn produce<'a>(
             }
             (None, Action::Prune(step)) => {
                 let data = model.tensor_data(t.source)?;
-                prune_and_send(&t.info.name, &t.info, &data, step, &mut buffers)?;
+                let f = factor(&mut factors)?;
+                prune_and_send(name, &t.info, &data, step, f.as_deref(), &mut buffers)?;
                 progress.advance(data.len() as u64);
                 pruned += 1;
             }
@@ -334,11 +400,15 @@ struct Buffers {
 
 /// Dequantizes, scores, selects and encodes one tensor, matrix by matrix, handing each
 /// matrix's output buffer to `emit` as soon as it is done (an expert at a time for MoE);
-/// `emit` gives back a buffer to fill next. Returns the number of weights zeroed.
+/// `emit` gives back a buffer to fill next. With `update`, the weights the mask keeps get
+/// SparseGPT's update before they are encoded. Returns the number of weights zeroed.
+#[allow(clippy::too_many_arguments)]
 fn prune_tensor(
+    name: &str,
     info: &TensorInfo,
     data: &[u8],
     step: &PruneStep,
+    update: Option<&Factor>,
     buf: &mut Buffers,
     mut emit: impl FnMut(Vec<u8>) -> Result<Vec<u8>>,
 ) -> Result<u64> {
@@ -373,7 +443,11 @@ fn prune_tensor(
             Groups::Matrix => (1, n, Axis::Row),
         };
         zeroed += select_zeros(scores, rows, cols, scale, axis, step.pattern, &mut buf.zero);
-        if step.out_type == info.ty {
+        if let Some(f) = update {
+            update_masked(&mut buf.weights, &buf.zero, f);
+            check_refitted(&buf.weights, step.out_type, name)?;
+            encode_zeroed(step.out_type, &mut buf.weights, &buf.zero, &mut buf.out)?;
+        } else if step.out_type == info.ty {
             zero_in_place(info.ty, src, &buf.zero, &mut buf.out);
         } else {
             encode_zeroed(step.out_type, &mut buf.weights, &buf.zero, &mut buf.out)?;
@@ -387,7 +461,8 @@ fn elements_bytes(ty: GgmlType, n: usize) -> usize {
     (n as u64 / ty.block_size() * ty.type_size()) as usize
 }
 
-fn dequantize_parallel(info: &TensorInfo, src: &[u8], dst: &mut [f32]) -> Result<()> {
+/// Dequantizes `src` (whole blocks of `info`'s type) into `dst`, in parallel chunks.
+pub(crate) fn dequantize_parallel(info: &TensorInfo, src: &[u8], dst: &mut [f32]) -> Result<()> {
     let ty = info.ty;
     let cb = chunk_bytes(ty);
     let ce = elements_in(ty, cb);
@@ -419,6 +494,13 @@ fn zero_in_place(ty: GgmlType, src: &[u8], zero: &[bool], dst: &mut [u8]) {
                 }
             }
         });
+}
+
+/// Encodes f32 values as `ty` (F32, F16 or BF16, rounded to nearest even) into `dst`, resized.
+fn encode(ty: GgmlType, values: &[f32], dst: &mut Vec<u8>) -> Result<()> {
+    dst.resize(values.len() * ty.type_size() as usize, 0);
+    let mut w = values.to_vec();
+    encode_zeroed(ty, &mut w, &vec![false; values.len()], dst)
 }
 
 /// Zeroes the selected weights of an f32 buffer and encodes it as `ty` (F32, F16 or BF16).

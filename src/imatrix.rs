@@ -3,6 +3,9 @@
 //! - GGUF (the default since mid-2025): `general.type = "imatrix"`, per weight `W` an F32
 //!   tensor `W.in_sum2` (`[n_in, n_mat]`, raw sums of squared inputs), `W.counts`
 //!   (`[1, n_mat]`, tokens seen per expert) and optionally `W.in_sum` (raw sums).
+//! - A statistics file of docs/stats.md (`general.type = "dass-stats"`): its `W.in_sum2` and
+//!   `W.counts` are an imatrix's (same layout); its keys are `dass.stats.*`, and its `W.in_sum`
+//!   and `W.in_outer` are left to [`crate::stats`].
 //! - Legacy `.dat`: entries of name, `ncall` and values stored as mean square × `ncall`,
 //!   then an optional trailer with the chunk count and the dataset name.
 //!
@@ -23,6 +26,9 @@ use crate::mapped::MappedInput;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ImatrixFormat {
     Gguf,
+    /// A statistics file of docs/stats.md (`general.type = dass-stats`): its `in_sum2` and
+    /// `counts` are an imatrix's (its `in_sum` and `in_outer` are not read here).
+    Stats,
     /// The legacy binary format; `trailer` says whether chunk count and dataset were present.
     Dat {
         trailer: bool,
@@ -113,11 +119,13 @@ impl Imatrix {
 
     fn parse_gguf(bytes: &[u8]) -> Result<Self> {
         let header = GgufHeader::parse(bytes)?;
-        match header.get("general.type").map(|kv| kv.as_str()) {
-            Some(Ok(t)) if t == "imatrix" => {}
+        let format = match header.get("general.type").map(|kv| kv.as_str()) {
+            Some(Ok(t)) if t == "imatrix" => ImatrixFormat::Gguf,
+            Some(Ok(t)) if t == crate::stats::STATS_TYPE => ImatrixFormat::Stats,
             Some(Ok(t)) => {
                 return Err(Error::Imatrix(format!(
-                    "this GGUF file is not an imatrix: general.type is '{t}'"
+                    "this GGUF file is not an imatrix (nor a statistics file): general.type is \
+                     '{t}'"
                 )))
             }
             Some(Err(e)) => return Err(e),
@@ -126,8 +134,13 @@ impl Imatrix {
                     "this GGUF file is not an imatrix: it has no general.type key".into(),
                 ))
             }
-        }
-        let datasets = match header.get("imatrix.datasets") {
+        };
+        // A statistics file records the same facts under its own keys.
+        let prefix = match format {
+            ImatrixFormat::Stats => "dass.stats",
+            _ => "imatrix",
+        };
+        let datasets = match header.get(&format!("{prefix}.datasets")) {
             Some(kv) => kv.as_string_array()?,
             None => Vec::new(),
         };
@@ -139,8 +152,8 @@ impl Imatrix {
                     .map_err(|_| Error::Imatrix(format!("{key} is negative"))),
             }
         };
-        let chunk_count = count_key("imatrix.chunk_count")?;
-        let chunk_size = count_key("imatrix.chunk_size")?;
+        let chunk_count = count_key(&format!("{prefix}.chunk_count"))?;
+        let chunk_size = count_key(&format!("{prefix}.chunk_size"))?;
 
         let f32_data = |t: &TensorInfo| -> Result<Vec<f32>> {
             if t.ty != GgmlType::F32 {
@@ -208,6 +221,7 @@ impl Imatrix {
             let mean_sq = normalise(f32_data(sum2_t)?);
             let mean = match find(&format!("{w}{SUFFIX_SUM}")) {
                 None => None,
+                Some(_) if format == ImatrixFormat::Stats => None,
                 Some(t) if t.dims == sum2_t.dims => Some(normalise(f32_data(t)?)),
                 Some(t) => {
                     return Err(Error::Imatrix(format!(
@@ -235,7 +249,7 @@ impl Imatrix {
             ));
         }
         Ok(Imatrix {
-            format: ImatrixFormat::Gguf,
+            format,
             datasets,
             chunk_count,
             chunk_size,

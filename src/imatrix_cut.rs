@@ -2,14 +2,16 @@
 //! own format, with each `ffn_down` entry cut to the kept channels (the column statistics of
 //! `ffn_down` are the channels' statistics). `llama-quantize --imatrix` refuses entries whose
 //! length differs from the tensor's rows, so this file is what it needs next. Every other entry,
-//! and all metadata, is copied unchanged.
+//! and all metadata, is copied unchanged. From a statistics file (docs/stats.md) the result is a
+//! standard imatrix GGUF (only `in_sum2` and `counts`, the `imatrix.*` keys llama-imatrix
+//! writes), which `llama-quantize --imatrix` reads.
 
 use std::path::{Path, PathBuf};
 
 use crate::channels::ChannelPlan;
 use crate::error::{Error, Result};
 use crate::ggml_type::GgmlType;
-use crate::gguf::{GgufLayout, GgufModel, GgufWriter, TensorSpec};
+use crate::gguf::{GgufLayout, GgufModel, GgufWriter, MetadataEntry, TensorSpec, Value, ValueType};
 use crate::imatrix::ImatrixFormat;
 use crate::output_file::write_whole;
 
@@ -21,7 +23,7 @@ pub fn default_path(output: &Path, format: ImatrixFormat) -> PathBuf {
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "model".into());
     let ext = match format {
-        ImatrixFormat::Gguf => "gguf",
+        ImatrixFormat::Gguf | ImatrixFormat::Stats => "gguf",
         ImatrixFormat::Dat { .. } => "dat",
     };
     output.with_file_name(format!("{stem}.imatrix.{ext}"))
@@ -39,6 +41,7 @@ pub fn write_cut_imatrix(
 ) -> Result<()> {
     match format {
         ImatrixFormat::Gguf => write_gguf(input, channels, out, inputs, overwrite),
+        ImatrixFormat::Stats => write_from_stats(input, channels, out, inputs, overwrite),
         ImatrixFormat::Dat { .. } => write_dat(input, channels, out, inputs, overwrite),
     }
 }
@@ -105,6 +108,77 @@ fn write_gguf(
                 let row = t.row_len() as usize * 4;
                 let cut: Vec<u8> = data
                     .chunks(row)
+                    .flat_map(|values| gather_f32(values, kept))
+                    .collect();
+                writer.write_tensor(&cut)?;
+            }
+        }
+    }
+    writer.commit()
+}
+
+/// The `in_sum2` and `counts` of a statistics file as a standard imatrix GGUF, the `ffn_down`
+/// entries cut: `general.type = imatrix`, `imatrix.datasets`, `imatrix.chunk_count` and
+/// `imatrix.chunk_size` (the statistics file's `dass.stats.*` values), tensors in the file's
+/// order.
+fn write_from_stats(
+    input: &Path,
+    channels: &ChannelPlan,
+    out: &Path,
+    inputs: &[&Path],
+    overwrite: bool,
+) -> Result<()> {
+    let stats = GgufModel::open(input)?;
+    let required = |key: &str| {
+        stats
+            .get(key)
+            .ok_or_else(|| Error::MissingKey(format!("{key} (in {})", input.display())))
+    };
+    let datasets = required("dass.stats.datasets")?.as_string_array()?;
+    let metadata = vec![
+        MetadataEntry::new("general.type", &Value::string("imatrix"))?,
+        MetadataEntry::new(
+            "imatrix.datasets",
+            &Value::Array(
+                ValueType::String,
+                datasets.iter().map(|d| Value::string(d)).collect(),
+            ),
+        )?,
+        MetadataEntry::new(
+            "imatrix.chunk_count",
+            &Value::U32(required("dass.stats.chunk_count")?.as_u32()?),
+        )?,
+        MetadataEntry::new(
+            "imatrix.chunk_size",
+            &Value::U32(required("dass.stats.chunk_size")?.as_u32()?),
+        )?,
+    ];
+    let mut specs = Vec::new();
+    let mut chosen = Vec::new();
+    for (r, t) in stats.tensors() {
+        let kept = if let Some(e) = t.name.strip_suffix(".in_sum2") {
+            kept_for(channels, e, t.row_len() as usize)?
+        } else if t.name.ends_with(".counts") {
+            None
+        } else {
+            continue;
+        };
+        let mut spec = TensorSpec::from(t);
+        if let Some(kept) = kept {
+            spec.dims[0] = kept.len() as u64;
+        }
+        specs.push(spec);
+        chosen.push((r, t.row_len() as usize, kept));
+    }
+    let layout = GgufLayout::new(metadata, specs)?;
+    let mut writer = GgufWriter::create(out, layout, inputs, overwrite)?;
+    for (r, row_len, kept) in chosen {
+        let data = stats.tensor_data(r);
+        match kept {
+            None => writer.write_tensor(data)?,
+            Some(kept) => {
+                let cut: Vec<u8> = data
+                    .chunks(row_len * 4)
                     .flat_map(|values| gather_f32(values, kept))
                     .collect();
                 writer.write_tensor(&cut)?;

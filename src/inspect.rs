@@ -39,7 +39,7 @@ pub fn detect(path: &Path) -> Result<FileKind> {
         let is_imatrix = model
             .get("general.type")
             .and_then(|kv| kv.as_str().ok())
-            .is_some_and(|t| t == "imatrix");
+            .is_some_and(|t| t == "imatrix" || t == crate::stats::STATS_TYPE);
         return Ok(if is_imatrix {
             FileKind::GgufImatrix
         } else {
@@ -345,6 +345,7 @@ pub fn inspect_imatrix(path: &Path, im: &Imatrix) -> ImatrixReport {
         file: path.display().to_string(),
         format: match im.format {
             ImatrixFormat::Gguf => "gguf".into(),
+            ImatrixFormat::Stats => "dass-stats (statistics file; its in_sum2 and counts)".into(),
             ImatrixFormat::Dat { trailer: true } => "dat (legacy, with trailer)".into(),
             ImatrixFormat::Dat { trailer: false } => "dat (legacy, no trailer)".into(),
         },

@@ -28,12 +28,14 @@ pub mod output_file;
 pub mod perplexity;
 pub mod plan;
 pub mod progress;
+pub mod refit;
 pub mod report;
 pub mod roles;
 pub mod rules;
 pub mod scores;
 pub mod second_moment;
 pub mod source;
+pub mod stats;
 pub mod sweep;
 pub mod verify;
 

@@ -19,6 +19,7 @@ use dass_gguf::output_file::{self, parent_dir};
 use dass_gguf::perplexity::Perplexity;
 use dass_gguf::plan::{self, MethodChoice, Scope};
 use dass_gguf::progress;
+use dass_gguf::refit::RefitOptions;
 use dass_gguf::rules::Method;
 use dass_gguf::source::Source;
 use dass_gguf::sweep::{self, Candidate, SweepRequest};
@@ -303,6 +304,9 @@ enum ChannelScoreArg {
     Weight,
     /// seeded random (baseline)
     Random,
+    /// greedy least squares with the second moments of --stats: the channel whose loss the
+    /// others make up best goes first
+    Lsq,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -332,8 +336,27 @@ struct ConvertArgs {
     #[arg(short, long)]
     output: PathBuf,
     /// llama.cpp imatrix file (GGUF or legacy .dat); needed by every method but magnitude.
+    /// A statistics file (--stats) serves as one too.
     #[arg(long)]
     imatrix: Option<PathBuf>,
+    /// Statistics file with the second moments of the feed-forward inputs (dass-gguf
+    /// calibrate, docs/stats.md): the weights that stay are refitted by least squares (kept
+    /// channels of ffn_down) and SparseGPT's update (pruned tensors); without --imatrix it
+    /// serves as the imatrix too.
+    #[arg(long)]
+    stats: Option<PathBuf>,
+    /// Use --stats as statistics only (imatrix, --channel-score lsq): refit nothing.
+    #[arg(long, requires = "stats")]
+    no_refit: bool,
+    /// Damping of the second moments: damp × their mean diagonal is added to the diagonal
+    /// (SparseGPT's percdamp).
+    #[arg(
+        long,
+        default_value_t = dass_gguf::refit::DEFAULT_DAMP,
+        requires = "stats",
+        allow_negative_numbers = true
+    )]
+    damp: f64,
     #[command(flatten)]
     prune: PruneArgs,
     /// Where to write the imatrix cut to the kept channels (default: beside the output).
@@ -629,10 +652,12 @@ impl PruneArgs {
                     ChannelScoreArg::Dass => ChannelScore::Dass,
                     ChannelScoreArg::Weight => ChannelScore::Weight,
                     ChannelScoreArg::Random => ChannelScore::Random,
+                    ChannelScoreArg::Lsq => ChannelScore::Lsq,
                 },
                 alpha: a.alpha,
                 seed: a.seed,
             }),
+            refit: RefitOptions::default(),
         };
         let asked = a.method.is_some() || zeroing_asked || a.keep_ffn.is_some();
         Ok((options, asked))
@@ -731,12 +756,17 @@ fn parse_pattern(s: &str) -> std::result::Result<(usize, usize), String> {
 fn convert_command(a: ConvertArgs) -> Result<ExitCode> {
     set_threads(a.threads)?;
     leftovers(parent_dir(&a.output), a.clean, a.quiet)?;
-    let (options, asked) = a.prune.options()?;
-    let pruning_requested = a.imatrix.is_some() || asked;
+    let (mut options, asked) = a.prune.options()?;
+    options.refit = RefitOptions {
+        damp: a.damp,
+        refit: !a.no_refit,
+    };
+    let pruning_requested = a.imatrix.is_some() || a.stats.is_some() || asked;
     let job = Job::prepare(Request {
         input: a.input,
         output: a.output.clone(),
         imatrix: a.imatrix,
+        stats: a.stats,
         options,
         pruning_requested,
         report: a.report,

@@ -54,6 +54,30 @@ pub fn output_metadata(
             )?;
         }
     }
+    if let Some(stats) = &plan.stats {
+        set(&mut out, "dass.stats.file", Value::string(&stats.file))?;
+        set(
+            &mut out,
+            "dass.stats.chunk_count",
+            Value::U32(stats.chunk_count),
+        )?;
+        let datasets = stats.datasets.iter().map(|d| Value::string(d)).collect();
+        set(
+            &mut out,
+            "dass.stats.datasets",
+            Value::Array(ValueType::String, datasets),
+        )?;
+    }
+    if let Some(refit) = &plan.refit {
+        set(&mut out, "dass.refit.method", Value::string(&refit.method))?;
+        set(&mut out, "dass.refit.damp", Value::F32(refit.damp as f32))?;
+        let names = refit.tensors.iter().map(|t| Value::string(t)).collect();
+        set(
+            &mut out,
+            "dass.refit.tensors",
+            Value::Array(ValueType::String, names),
+        )?;
+    }
     Ok(out)
 }
 

@@ -13,7 +13,7 @@ use std::fmt;
 use regex::Regex;
 
 use crate::auto::{self, AutoChoice};
-use crate::channels::{plan_channels, ChannelOptions, ChannelPlan, Cut};
+use crate::channels::{plan_channels, ChannelOptions, ChannelPlan, ChannelStatistics, Cut};
 use crate::dequant::can_dequantize;
 use crate::error::{Error, Result};
 use crate::ggml_type::GgmlType;
@@ -23,9 +23,11 @@ use crate::imatrix::Imatrix;
 use crate::kernels::{Axis, Pattern};
 use crate::metadata::output_metadata;
 use crate::out_type::OutType;
+use crate::refit::{RefitOptions, TensorRefit, LEAST_SQUARES, SPARSEGPT};
 use crate::roles::{classify, Role, TensorRole};
 use crate::rules::{rule_for, Groups, Method, Rule, TensorContext};
 use crate::source::Source;
+use crate::stats::Stats;
 
 /// Which tensors are candidates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,6 +99,9 @@ pub struct Options {
     pub prune: bool,
     /// Remove whole feed-forward channels first (docs/method.md "Removing channels").
     pub channels: Option<ChannelOptions>,
+    /// Refitting with the second moments of a statistics file, when one is given
+    /// (docs/method.md "Refitting with second moments").
+    pub refit: RefitOptions,
 }
 
 /// How one tensor is pruned.
@@ -129,6 +134,10 @@ pub struct TensorPlan {
     pub cut: Option<(Cut, TensorInfo)>,
     /// What happens next to the (cut) tensor.
     pub action: Action,
+    /// The weights that stay are refitted with the second moment of the tensor's input: the
+    /// kept columns of a cut `ffn_down` by least squares, a pruned tensor's kept weights by
+    /// SparseGPT's update.
+    pub refit: Option<TensorRefit>,
 }
 
 impl TensorPlan {
@@ -154,6 +163,7 @@ impl TensorPlan {
     pub fn reencoded_as(&self) -> Option<GgmlType> {
         match &self.action {
             Action::Prune(step) => Some(step.out_type),
+            Action::Copy if self.refit.is_some() => Some(self.cut_info().ty),
             Action::Copy => self
                 .cut
                 .as_ref()
@@ -171,6 +181,30 @@ pub struct Plan {
     pub options_summary: OptionsSummary,
     /// The channels every block keeps, when channels are removed.
     pub channels: Option<ChannelPlan>,
+    /// The statistics file, when one was given.
+    pub stats: Option<StatsRecord>,
+    /// What was refitted, when anything was.
+    pub refit: Option<RefitRecord>,
+}
+
+/// The statistics file as the output records it (`dass.stats.*`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct StatsRecord {
+    /// Its file name.
+    pub file: String,
+    pub chunk_count: u32,
+    pub datasets: Vec<String>,
+}
+
+/// What was refitted, as the output records it (`dass.refit.*`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RefitRecord {
+    /// `least-squares` (kept channels of `ffn_down`), `sparsegpt` (kept weights of pruned
+    /// tensors), or both, comma-separated in that order.
+    pub method: String,
+    pub damp: f64,
+    /// Every refitted tensor, in file order.
+    pub tensors: Vec<String>,
 }
 
 /// The options as recorded in reports and metadata.
@@ -253,13 +287,18 @@ pub fn pattern_sparsity(p: Pattern) -> f64 {
 }
 
 /// Builds the plan and checks everything that can be checked before reading weights.
-/// `imatrix` is the statistics and the file name recorded in the metadata.
+/// `imatrix` is the statistics and the file name recorded in the metadata; `stats` the
+/// statistics file (docs/stats.md) and its name, for refitting and `--channel-score lsq`.
 pub fn make_plan(
     model: &Source,
     imatrix: Option<(&Imatrix, &str)>,
+    stats: Option<(&Stats, &str)>,
     opts: &Options,
 ) -> Result<Plan> {
     check_options(opts)?;
+    if let Some((s, _)) = stats {
+        s.check_model(model)?;
+    }
     if opts.prune && opts.method.needs_statistics() && imatrix.is_none() {
         return Err(Error::Plan(format!(
             "--method {}{} needs activation statistics: pass --imatrix FILE (or choose \
@@ -292,16 +331,35 @@ pub fn make_plan(
         (MethodChoice::Auto, _) => (Method::Magnitude, None),
     };
     let channels = match &opts.channels {
-        Some(c) => Some(plan_channels(model, &arch, imatrix.map(|i| i.0), c)?),
+        Some(c) => {
+            let statistics = ChannelStatistics {
+                imatrix: imatrix.map(|i| i.0),
+                stats: stats.map(|s| s.0),
+                damp: opts.refit.damp,
+            };
+            Some(plan_channels(model, &arch, statistics, c)?)
+        }
         None => None,
     };
+    let refit_with = stats.map(|s| s.0).filter(|_| opts.refit.refit);
 
     let mut plans = Vec::with_capacity(tensors.len());
     for ((source, info), role) in tensors.iter().zip(&roles) {
-        let cut = channels
-            .as_ref()
-            .and_then(|c| c.cut(&info.name))
-            .map(|c| (c.clone(), cut_info(info, c, opts.outtype)));
+        // A cut down projection whose kept columns are refitted is written as pruned tensors are.
+        let refit_channels = refit_with.is_some()
+            && role.role == Role::FfnDown
+            && matches!(
+                channels.as_ref().and_then(|c| c.cut(&info.name)),
+                Some(Cut::Columns(_))
+            );
+        let cut = channels.as_ref().and_then(|c| c.cut(&info.name)).map(|c| {
+            let mut cut = cut_info(info, c, opts.outtype);
+            if refit_channels {
+                cut.ty = opts.outtype.for_pruned(info.ty);
+                cut.n_bytes = cut.ty.bytes_for(cut.n_elements()).unwrap_or(0);
+            }
+            (c.clone(), cut)
+        });
         let action =
             if opts.prune && selected(role, &info.name, opts.scope, &opts.include, &opts.exclude) {
                 let context = TensorContext {
@@ -315,11 +373,17 @@ pub fn make_plan(
             } else {
                 Action::Copy
             };
+        let pruned = matches!(action, Action::Prune(_));
+        let refit = match refit_with {
+            Some(s) => plan_refit(s, role, info, refit_channels, pruned, opts.refit.damp)?,
+            None => None,
+        };
         plans.push(TensorPlan {
             source: *source,
             info: (*info).clone(),
             cut,
             action,
+            refit,
         });
     }
     let mut plan = Plan {
@@ -331,9 +395,91 @@ pub fn make_plan(
             OptionsSummary::none()
         },
         channels,
+        stats: stats.map(|(s, file)| StatsRecord {
+            file: file.to_string(),
+            chunk_count: s.chunk_count,
+            datasets: s.datasets.clone(),
+        }),
+        refit: None,
     };
+    plan.refit = refit_record(&plan.tensors, opts.refit.damp);
     plan.metadata = output_metadata(model.metadata(), imatrix, &plan)?;
     Ok(plan)
+}
+
+/// How tensor `info` (as the input holds it) is refitted with the statistics file: its kept
+/// columns by least squares (`channels`: a cut `ffn_down`), its kept weights by SparseGPT's
+/// update (`pruned`). Every such tensor needs the second moment of its input; a missing one
+/// is an error naming it.
+fn plan_refit(
+    stats: &Stats,
+    role: &TensorRole,
+    info: &TensorInfo,
+    channels: bool,
+    pruned: bool,
+    damp: f64,
+) -> Result<Option<TensorRefit>> {
+    if !channels && !pruned {
+        return Ok(None);
+    }
+    if role.role.is_experts() {
+        return Err(Error::Tensor {
+            tensor: info.name.clone(),
+            message: "mixtures of experts have no second moments (docs/stats.md), so their \
+                      weights cannot be refitted: exclude them (--exclude '_exps') or pass \
+                      --no-refit"
+                .into(),
+        });
+    }
+    let why = if channels {
+        "loses channels and has its kept columns refitted"
+    } else {
+        "is pruned and has its kept weights refitted"
+    };
+    let matrix = stats
+        .outer_entry(&info.name)
+        .ok_or_else(|| stats.missing_outer(&info.name, why))?;
+    let n = stats.n_in(matrix).unwrap_or(0);
+    if n != info.row_len() as usize {
+        return Err(Error::Stats {
+            name: format!("{matrix}.in_outer"),
+            message: format!(
+                "has {n} inputs, but {} (whose input it is) has rows of {}",
+                info.name,
+                info.row_len()
+            ),
+        });
+    }
+    Ok(Some(TensorRefit {
+        matrix: matrix.to_string(),
+        channels,
+        masked: pruned,
+        damp,
+    }))
+}
+
+/// What the plan refits, for the metadata and the report; `None` when nothing is.
+fn refit_record(tensors: &[TensorPlan], damp: f64) -> Option<RefitRecord> {
+    let refitted: Vec<&TensorRefit> = tensors.iter().filter_map(|t| t.refit.as_ref()).collect();
+    if refitted.is_empty() {
+        return None;
+    }
+    let mut method = Vec::new();
+    if refitted.iter().any(|r| r.channels) {
+        method.push(LEAST_SQUARES);
+    }
+    if refitted.iter().any(|r| r.masked) {
+        method.push(SPARSEGPT);
+    }
+    Some(RefitRecord {
+        method: method.join(","),
+        damp,
+        tensors: tensors
+            .iter()
+            .filter(|t| t.refit.is_some())
+            .map(|t| t.info.name.clone())
+            .collect(),
+    })
 }
 
 /// A plan that prunes nothing: every tensor copied, the metadata unchanged (no `dass.*` keys).
@@ -348,11 +494,14 @@ pub fn conversion_plan(model: &Source) -> Plan {
                 info: info.clone(),
                 cut: None,
                 action: Action::Copy,
+                refit: None,
             })
             .collect(),
         metadata: model.metadata().to_vec(),
         options_summary: OptionsSummary::none(),
         channels: None,
+        stats: None,
+        refit: None,
     }
 }
 
@@ -404,6 +553,12 @@ fn check_options(opts: &Options) -> Result<()> {
             )))
         }
         _ => {}
+    }
+    if !(opts.refit.damp.is_finite() && opts.refit.damp >= 0.0) {
+        return Err(Error::Plan(format!(
+            "--damp {} must be a finite number >= 0",
+            opts.refit.damp
+        )));
     }
     if !opts.alpha.is_finite() || opts.alpha < 0.0 {
         return Err(Error::Plan(format!(
@@ -637,6 +792,32 @@ impl fmt::Display for Plan {
                     )?;
                 }
             }
+            if let Some(r) = &t.refit {
+                let mut how = Vec::new();
+                if r.channels {
+                    how.push("kept columns by least squares");
+                }
+                if r.masked {
+                    how.push("kept weights by SparseGPT's update");
+                }
+                writeln!(
+                    f,
+                    "  {:<36} {:<6} refit {} [{}.in_outer]",
+                    t.info.name,
+                    "",
+                    how.join(", then "),
+                    r.matrix
+                )?;
+            }
+        }
+        if let Some(r) = &self.refit {
+            writeln!(
+                f,
+                "refit: {} tensors ({}), damp {}",
+                r.tensors.len(),
+                r.method,
+                r.damp
+            )?;
         }
         let z = self.totals();
         writeln!(

@@ -12,7 +12,7 @@ use crate::execute::Outcome;
 use crate::gguf::TensorInfo;
 use crate::html::Page;
 use crate::kernels::{Axis, Pattern};
-use crate::plan::{Action, OptionsSummary, Plan, PruneStep, Zeroed};
+use crate::plan::{Action, OptionsSummary, Plan, PruneStep, RefitRecord, StatsRecord, Zeroed};
 use crate::rules::Groups;
 
 /// What happened to one pruned tensor: a row of the report.
@@ -172,7 +172,11 @@ pub struct Report {
     pub input: Vec<String>,
     pub output: String,
     pub imatrix: Option<String>,
+    /// The statistics file, when one was given.
+    pub stats: Option<StatsRecord>,
     pub options: OptionsSummary,
+    /// What was refitted with the statistics file's second moments.
+    pub refit: Option<RefitRecord>,
     /// Channel removal, when asked for.
     pub channels: Option<ChannelReport>,
     pub tensors: Vec<PrunedTensor>,
@@ -208,7 +212,9 @@ impl Report {
             input,
             output,
             imatrix,
+            stats: plan.stats.clone(),
             options: plan.options_summary.clone(),
+            refit: plan.refit.clone(),
             channels: plan.channels.as_ref().map(ChannelReport::new),
             totals: Totals {
                 pruned_tensors: outcome.pruned,
@@ -292,6 +298,20 @@ impl Report {
                 ),
             ));
         }
+        if let Some(r) = &self.refit {
+            facts.push((
+                "refitted".to_string(),
+                format!(
+                    "{} tensors ({}, damp {}) with the second moments of {}",
+                    r.tensors.len(),
+                    r.method,
+                    r.damp,
+                    self.stats
+                        .as_ref()
+                        .map_or("the statistics file", |s| &s.file)
+                ),
+            ));
+        }
         facts.push((
             "output size".to_string(),
             format!(
@@ -344,6 +364,19 @@ impl fmt::Display for Report {
                 t.weights_in_pruned_tensors,
                 100.0 * t.sparsity,
                 t.copied_tensors
+            )?;
+        }
+        if let Some(r) = &self.refit {
+            writeln!(
+                f,
+                "{}: refitted {} tensors with the second moments of {} ({}, damp {})",
+                self.output,
+                r.tensors.len(),
+                self.stats
+                    .as_ref()
+                    .map_or("the statistics file", |s| &s.file),
+                r.method,
+                r.damp
             )?;
         }
         writeln!(

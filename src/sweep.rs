@@ -118,6 +118,7 @@ pub fn sweep(request: SweepRequest, steps: &dyn Steps) -> Result<Outcome> {
                 input: request.input.clone(),
                 output: model_path(i),
                 imatrix: request.imatrix.clone(),
+                stats: None,
                 options: c.options.clone(),
                 pruning_requested: true,
                 report: None,

@@ -8,7 +8,9 @@
 //! match whose rows and column equal it, weight for weight, after conversion to the output
 //! type; where the tensor is pruned too, a zero in the output matches any input weight. Kept
 //! channels keep their order, so this finds the kept set whenever one exists; it can only
-//! pick a wrong channel when two channels agree on every weight the output still has.
+//! pick a wrong channel when two channels agree on every weight the output still has. A
+//! refitted tensor (`dass.refit.tensors`) no longer holds the input's weights and is left out
+//! of the matching; a block whose gate, up and down were all refitted cannot be matched.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -194,24 +196,35 @@ struct Pair<'a> {
     in_data: std::borrow::Cow<'a, [u8]>,
     /// Pruned too: a zero in the output matches any input weight.
     pruned: bool,
+    /// Refitted: its weights are not the input's, so it says nothing about which channel is
+    /// which.
+    refitted: bool,
 }
+
+/// The cut of every block tensor (by name), the blocks whose channels are not the input's
+/// (each recorded as a violation), and the blocks that could not be matched (every channel
+/// tensor refitted).
+pub type InferredCuts = (BTreeMap<String, Cut>, BTreeSet<u32>, BTreeSet<u32>);
 
 /// Finds, per block, the input channels the output kept; returns the cut of every block tensor
 /// (for comparing them with the input), and records a violation for every block whose channels
-/// are not the input's. Blocks in `failed` are left out of the comparison.
+/// are not the input's. Blocks that failed or could not be matched are left out of the
+/// comparison.
 pub fn infer_cuts(
     model: &GgufModel,
     input: &Source,
     arch: &str,
     blocks: &BTreeMap<u32, Block>,
     pruned: &BTreeSet<String>,
+    refitted: &BTreeSet<String>,
     v: &mut Violations,
-) -> Result<(BTreeMap<String, Cut>, BTreeSet<u32>)> {
+) -> Result<InferredCuts> {
     let fused = arch == "phi3";
     let in_tensors = input.tensors();
     let find_in = |name: &str| in_tensors.iter().find(|(_, t)| t.name == name);
     let mut cuts = BTreeMap::new();
     let mut failed = BTreeSet::new();
+    let mut unmatched = BTreeSet::new();
     for (&b, block) in blocks {
         let pair = |name: &Option<String>| -> Result<Option<Pair<'_>>> {
             let Some(name) = name else { return Ok(None) };
@@ -224,12 +237,17 @@ pub fn infer_cuts(
                 input: t,
                 in_data: input.tensor_data(*r)?,
                 pruned: pruned.contains(name),
+                refitted: refitted.contains(name),
             }))
         };
         let (down, gate, up) = (pair(&block.down)?, pair(&block.gate)?, pair(&block.up)?);
         let (Some(down), Some(up)) = (down, up) else {
             continue;
         };
+        if down.refitted && up.refitted && gate.as_ref().is_none_or(|g| g.refitted) {
+            unmatched.insert(b);
+            continue;
+        }
         match match_channels(model, &down, gate.as_ref(), &up, fused)? {
             Ok(kept) => {
                 let kept = Arc::new(kept);
@@ -264,7 +282,7 @@ pub fn infer_cuts(
             }
         }
     }
-    Ok((cuts, failed))
+    Ok((cuts, failed, unmatched))
 }
 
 /// The kept input channels of one block, or why there are none.
@@ -327,13 +345,13 @@ fn match_channels(
         let mut found = false;
         while i < n_ff {
             let col_in = &d_in[i * n_embd..(i + 1) * n_embd];
-            let mut ok = same(col_out, col_in, down.pruned);
+            let mut ok = down.refitted || same(col_out, col_in, down.pruned);
             if ok {
-                if let (Some(g), Some(view)) = (gate, &gate_view) {
+                if let (Some(g), Some(view)) = (gate.filter(|g| !g.refitted), &gate_view) {
                     ok = view.row_matches(model, g, j, i)?;
                 }
             }
-            if ok {
+            if ok && !up.refitted {
                 ok = up_view.row_matches(model, up, j, i)?;
                 if ok && fused {
                     ok = up_view.row_matches(model, up, width + j, n_ff + i)?;

@@ -20,6 +20,19 @@ pub struct Claims {
     pub pruning: Option<Pruning>,
     /// Channels were removed (`dass.ffn.*` present and readable).
     pub channels: Option<Channels>,
+    /// Weights were refitted (`dass.refit.*` present and readable).
+    pub refit: Option<Refit>,
+}
+
+/// The refit claims (docs/method.md "Refitting with second moments").
+#[derive(Debug)]
+pub struct Refit {
+    /// `least-squares` is in `dass.refit.method`: cut down projections were refitted.
+    pub least_squares: bool,
+    /// `sparsegpt` is in `dass.refit.method`: pruned tensors were refitted.
+    pub sparsegpt: bool,
+    /// `dass.refit.tensors`.
+    pub tensors: Vec<String>,
 }
 
 /// The pruning claims.
@@ -73,6 +86,12 @@ pub fn read(meta: &[MetadataEntry], v: &mut Violations) -> Result<Claims> {
     } else {
         None
     };
+    let refit = if meta.iter().any(|kv| kv.key.starts_with("dass.refit.")) {
+        refit(&r, v)
+    } else {
+        None
+    };
+    stats_keys(&r, v);
     if pruning.is_none() && channels.is_none() && r.get("dass.method").is_none() {
         v.metadata(
             "dass.method",
@@ -80,7 +99,49 @@ pub fn read(meta: &[MetadataEntry], v: &mut Violations) -> Result<Claims> {
             "neither",
         );
     }
-    Ok(Claims { pruning, channels })
+    Ok(Claims {
+        pruning,
+        channels,
+        refit,
+    })
+}
+
+fn refit(r: &Reader<'_>, v: &mut Violations) -> Option<Refit> {
+    let method = r.string("dass.refit.method", v);
+    let damp = r.f32("dass.refit.damp", v);
+    if let Some(d) = damp {
+        if !(d.is_finite() && d >= 0.0) {
+            v.metadata("dass.refit.damp", "a finite number >= 0", &d.to_string());
+        }
+    }
+    let tensors = r.strings("dass.refit.tensors", v);
+    let (least_squares, sparsegpt) = match method.as_deref()? {
+        "least-squares" => (true, false),
+        "sparsegpt" => (false, true),
+        "least-squares,sparsegpt" => (true, true),
+        other => {
+            v.metadata(
+                "dass.refit.method",
+                "least-squares, sparsegpt or least-squares,sparsegpt",
+                &format!("'{other}'"),
+            );
+            return None;
+        }
+    };
+    Some(Refit {
+        least_squares,
+        sparsegpt,
+        tensors: tensors?,
+    })
+}
+
+/// The `dass.stats.*` keys, when present, have the types convert writes.
+fn stats_keys(r: &Reader<'_>, v: &mut Violations) {
+    if r.get("dass.stats.file").is_some() {
+        r.string("dass.stats.file", v);
+        r.u32("dass.stats.chunk_count", v);
+        r.strings("dass.stats.datasets", v);
+    }
 }
 
 fn pruning(r: &Reader<'_>, v: &mut Violations) -> Option<Pruning> {
@@ -348,6 +409,19 @@ impl Reader<'_> {
                 .into_iter()
                 .map(|i| match i {
                     Value::U32(n) => Some(n),
+                    _ => None,
+                })
+                .collect(),
+            _ => None,
+        })
+    }
+
+    fn strings(&self, key: &str, v: &mut Violations) -> Option<Vec<String>> {
+        self.typed(key, "an array of strings", v, |x| match x {
+            Value::Array(ValueType::String, items) => items
+                .into_iter()
+                .map(|i| match i {
+                    Value::String(s) => Some(String::from_utf8_lossy(&s).into_owned()),
                     _ => None,
                 })
                 .collect(),

@@ -17,6 +17,12 @@
 //!   cut), the tensors are the same in the same order, and the metadata is the input's but for
 //!   what convert changes (`split.*` dropped, `dass.*` replaced, `general.file_type`, the
 //!   feed-forward widths and, for `deci`, the renamed keys and per-layer head counts).
+//! - Refitted tensors (`dass.refit.tensors`): every weight may differ from the input's, so they
+//!   are checked for everything but that (shape, type, zero quotas); the list must be exactly
+//!   what `dass.refit.method` refits (every pruned tensor for `sparsegpt`, every cut
+//!   `ffn_down` for `least-squares`). Kept channels are found from the tensors that were not
+//!   refitted; a block whose gate, up and down were all refitted cannot be matched, and its
+//!   tensors are compared by shape only.
 //!
 //! One tensor at a time: memory stays near the largest tensor (its output and its input as
 //! 32-bit values; one expert at a time for MoE).
@@ -145,6 +151,11 @@ pub struct Verdict {
     pub untouched_compared: usize,
     /// Blocks whose channel widths were checked.
     pub channel_blocks: usize,
+    /// Tensors refitted (`dass.refit.tensors`): checked for everything but their values.
+    pub refitted_tensors: usize,
+    /// Blocks whose kept channels could not be found against the input because every one of
+    /// their channel tensors was refitted (their tensors were compared by shape only).
+    pub channel_blocks_unmatched: usize,
     /// How many violations were found (at most the first 1000 are listed).
     pub violations: u64,
     pub listed: Vec<Violation>,
@@ -189,7 +200,12 @@ impl fmt::Display for Verdict {
         if let Some(c) = self.weights_changed {
             writeln!(
                 f,
-                "  against the input: {c} weights changed in the pruned tensors, {} other tensors compared",
+                "  against the input: {c} weights changed in the pruned tensors{}, {} other tensors compared",
+                if self.refitted_tensors > 0 {
+                    " not refitted"
+                } else {
+                    ""
+                },
                 self.untouched_compared
             )?;
         }
@@ -198,6 +214,21 @@ impl fmt::Display for Verdict {
                 f,
                 "  channel widths checked in {} blocks",
                 self.channel_blocks
+            )?;
+        }
+        if self.refitted_tensors > 0 {
+            writeln!(
+                f,
+                "  {} refitted tensors: shapes, types and zero quotas checked, not their values",
+                self.refitted_tensors
+            )?;
+        }
+        if self.channel_blocks_unmatched > 0 {
+            writeln!(
+                f,
+                "  {} blocks had gate, up and down refitted: their kept channels cannot be \
+                 found in the input, so their tensors were compared by shape only",
+                self.channel_blocks_unmatched
             )?;
         }
         for v in &self.listed {
@@ -254,13 +285,16 @@ pub fn verify(path: &Path, against: Option<&Source>, progress: &dyn Progress) ->
     }
 
     let blocks = channels::blocks(&model);
+    let refitted = check_refit_list(&model, &claims, &pruned, &blocks, &mut v);
     let mut cuts = BTreeMap::new();
     let mut failed_blocks = BTreeSet::new();
+    let mut unmatched = BTreeSet::new();
     if let Some(c) = &claims.channels {
         channels::check_widths(&model, &arch, c, &blocks, &mut v);
         if let Some(src) = against {
-            (cuts, failed_blocks) =
-                channels::infer_cuts(&model, src, &arch, &blocks, &pruned, &mut v)?;
+            let found =
+                channels::infer_cuts(&model, src, &arch, &blocks, &pruned, &refitted, &mut v)?;
+            (cuts, failed_blocks, unmatched) = found;
         }
     }
 
@@ -286,7 +320,9 @@ pub fn verify(path: &Path, against: Option<&Source>, progress: &dyn Progress) ->
         progress.tensor(&t.name);
         checked += 1;
         let data = model.tensor_data(r);
-        let block_failed = block_of(&t.name).is_some_and(|b| failed_blocks.contains(&b));
+        let block_failed =
+            block_of(&t.name).is_some_and(|b| failed_blocks.contains(&b) || unmatched.contains(&b));
+        let is_refitted = refitted.contains(&t.name);
         let input = match (against, inputs.get(&t.name)) {
             (Some(src), Some((ir, info))) if !block_failed => Some(Input {
                 info,
@@ -299,8 +335,13 @@ pub fn verify(path: &Path, against: Option<&Source>, progress: &dyn Progress) ->
         match (&claims.pruning, pruned.contains(&t.name)) {
             (Some(p), true) => {
                 let role = classify(&arch, &t.name).role;
-                check_pruned(t, data, role, p, input.as_ref(), &mut tally, &mut tv)?;
+                let how = Checked {
+                    input: input.as_ref(),
+                    refitted: is_refitted,
+                };
+                check_pruned(t, data, role, p, how, &mut tally, &mut tv)?;
             }
+            _ if is_refitted => check_refitted(t, input.as_ref(), &mut tv),
             _ => {
                 if let Some(input) = &input {
                     check_untouched(t, data, input, &mut tv)?;
@@ -362,6 +403,8 @@ pub fn verify(path: &Path, against: Option<&Source>, progress: &dyn Progress) ->
         } else {
             0
         },
+        refitted_tensors: refitted.len(),
+        channel_blocks_unmatched: unmatched.len(),
         violations: v.total,
         listed: v.listed,
     })
@@ -396,6 +439,13 @@ fn describe_claims(c: &Claims) -> String {
             if ch.global { "global" } else { "uniform" }
         ));
     }
+    if let Some(r) = &c.refit {
+        parts.push(format!(
+            "refit {} of {} tensors",
+            method_name(r),
+            r.tensors.len()
+        ));
+    }
     if parts.is_empty() {
         "unreadable (see the violations)".into()
     } else {
@@ -425,16 +475,25 @@ impl Input<'_> {
     }
 }
 
+/// How a pruned tensor is checked: against its namesake in the input, when there is one, and
+/// whether its kept weights were refitted (then they may all differ from the input's).
+#[derive(Clone, Copy)]
+struct Checked<'a, 'b> {
+    input: Option<&'a Input<'b>>,
+    refitted: bool,
+}
+
 /// Checks one pruned tensor group by group.
 fn check_pruned(
     t: &TensorInfo,
     data: &[u8],
     role: Role,
     p: &Pruning,
-    input: Option<&Input<'_>>,
+    how: Checked<'_, '_>,
     tally: &mut Tally,
     v: &mut Violations,
 ) -> Result<()> {
+    let input = how.input;
     let name = &t.name;
     if let Role::UnsupportedFfn(what) = role {
         v.tensor(
@@ -527,6 +586,8 @@ fn check_pruned(
         }
         other => other,
     };
+    // A refitted tensor's weights all may differ: only its zeros are counted.
+    let input = input.filter(|_| !how.refitted);
     let whole_cut = match input {
         Some(Input {
             info,
@@ -623,6 +684,105 @@ fn check_pruned(
         tally.weights += per_matrix as u64;
     }
     Ok(())
+}
+
+/// A refitted tensor that is not pruned (a cut `ffn_down` whose kept columns were refitted):
+/// written as a float type, in the input's shape cut to the kept channels when they are known.
+fn check_refitted(t: &TensorInfo, input: Option<&Input<'_>>, v: &mut Violations) {
+    if !is_float(t.ty) {
+        v.tensor(
+            &t.name,
+            "type",
+            "F32, F16 or BF16 (refitted tensors are written as floats)",
+            t.ty.name(),
+        );
+    }
+    if let Some(input) = input {
+        let want = input.dims();
+        if want != t.dims {
+            v.tensor(
+                &t.name,
+                "shape",
+                &format!("dims {want:?} (the input's, cut to the kept channels)"),
+                &format!("{:?}", t.dims),
+            );
+        }
+    }
+}
+
+/// The refitted tensors `dass.refit.tensors` lists, checked against what `dass.refit.method`
+/// refits: with `sparsegpt` every pruned tensor, with `least-squares` every block's `ffn_down`
+/// (channels removed), and nothing else.
+fn check_refit_list(
+    model: &GgufModel,
+    claims: &Claims,
+    pruned: &BTreeSet<String>,
+    blocks: &BTreeMap<u32, channels::Block>,
+    v: &mut Violations,
+) -> BTreeSet<String> {
+    let Some(r) = &claims.refit else {
+        return BTreeSet::new();
+    };
+    let listed: BTreeSet<String> = r.tensors.iter().cloned().collect();
+    if listed.len() != r.tensors.len() {
+        v.metadata(
+            "dass.refit.tensors",
+            "each tensor once",
+            "a tensor listed twice",
+        );
+    }
+    if r.sparsegpt && claims.pruning.is_none() {
+        v.metadata(
+            "dass.refit.method",
+            "no sparsegpt (nothing was pruned: there is no dass.method)",
+            "sparsegpt",
+        );
+    }
+    if r.least_squares && claims.channels.is_none() {
+        v.metadata(
+            "dass.refit.method",
+            "no least-squares (no channels were removed: there is no dass.ffn.*)",
+            "least-squares",
+        );
+    }
+    let mut expected = BTreeSet::new();
+    if r.sparsegpt {
+        expected.extend(pruned.iter().cloned());
+    }
+    if r.least_squares && claims.channels.is_some() {
+        expected.extend(blocks.values().filter_map(|b| b.down.clone()));
+    }
+    for name in listed.difference(&expected) {
+        let found = if model.find(name).is_some() {
+            "a tensor that method does not refit"
+        } else {
+            "a tensor the file does not have"
+        };
+        v.metadata(
+            "dass.refit.tensors",
+            "only the tensors dass.refit.method refits",
+            &format!("'{name}', {found}"),
+        );
+    }
+    for name in expected.difference(&listed) {
+        v.metadata(
+            "dass.refit.tensors",
+            &format!(
+                "'{name}' (dass.refit.method '{}' refits it)",
+                method_name(r)
+            ),
+            "absent",
+        );
+    }
+    listed
+}
+
+fn method_name(r: &claims::Refit) -> &'static str {
+    match (r.least_squares, r.sparsegpt) {
+        (true, true) => "least-squares,sparsegpt",
+        (true, false) => "least-squares",
+        _ => "sparsegpt",
+    }
 }
 
 /// A tensor that is not pruned must be the input's, cut to the kept channels if it was cut.
