@@ -1,9 +1,7 @@
 //! Refitting on a real model (SmolLM2-135M, made by scripts/setup.sh) against the NumPy
-//! reference (`scripts/oracle/reference_refit.py`). Until `dass-gguf calibrate` writes real
-//! statistics, the statistics file is made here by `scripts/make_stats_fixture.py` from seeded
-//! random block inputs of the model's widths (the intermediate channels computed from the
-//! model's own gate and up weights), 2048 tokens: it exercises the code on real shapes and
-//! weights, not the quality of the result.
+//! reference (`scripts/oracle/reference_refit.py`), with the real statistics
+//! `dass-gguf calibrate` wrote for it (`stats.gguf`: 40 chunks of 512 tokens of calib.txt, made
+//! by scripts/make-real-files.sh).
 //!
 //! - `--keep-ffn 0.75 --stats`: every block's ffn_down refitted by least squares, checked on
 //!   every block; the cut imatrix made from the statistics file is a standard imatrix that
@@ -47,21 +45,11 @@ fn smollm2_refits_match_the_reference() {
     ) else {
         return;
     };
+    let Some(stats) = common::real_file("smollm2", "stats.gguf") else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let stats = d.join("smollm2.stats.gguf");
-    let made = Command::new(&py)
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/make_stats_fixture.py"))
-        .arg(&model)
-        .arg(&stats)
-        .args(["--tokens", "2048", "--chunk-size", "512", "--seed", "7"])
-        .output()
-        .unwrap();
-    assert!(
-        made.status.success(),
-        "make_stats_fixture.py: {}",
-        String::from_utf8_lossy(&made.stderr)
-    );
 
     // Channels removed, down projections refitted by least squares.
     let small = d.join("small.gguf");
