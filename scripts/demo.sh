@@ -11,7 +11,7 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 . "$HERE/common.sh"
 cd "$REPO_ROOT"
 
-bash "$HERE/setup.sh" --no-hf
+bash "$HERE/setup.sh" --no-hf --no-calibrate
 cargo build --release --quiet
 BIN=target/release/dass-gguf
 M="$MODELS/smollm2"

@@ -3,7 +3,7 @@
 # fetch-models.sh). Every step is skipped when its output exists; outputs are written under
 # a temporary name and renamed when complete.
 #
-#   scripts/make-real-files.sh [smollm2|gemma3|qwen2.5|all]...      (default: smollm2)
+#   scripts/make-real-files.sh [--no-stats] [smollm2|gemma3|qwen2.5|all]...  (default: smollm2)
 #
 # Per model, in $MODELS/<model>/:
 #   model.f16.gguf   llama-quantize --allow-requantize ORIGINAL F16
@@ -100,7 +100,9 @@ make_model() {
         mv "$dir/imatrix.dat.tmp" "$dir/imatrix.dat"
     fi
 
-    if [ -f "$dir/stats.gguf" ]; then
+    if [ "$stats" -eq 0 ]; then
+        log "$m: no stats.gguf (--no-stats)"
+    elif [ -f "$dir/stats.gguf" ]; then
         log "cached: $dir/stats.gguf"
     else
         [ -x "$CALIBRATE_BIN" ] || die "$CALIBRATE_BIN is missing; run scripts/build-calibrate.sh first"
@@ -115,6 +117,8 @@ make_model() {
     fi
 }
 
+stats=1
+if [ "${1:-}" = --no-stats ]; then stats=0; shift; fi
 parse_models "$@"
 for t in llama-quantize llama-imatrix; do
     [ -x "$LLAMA_BIN/$t" ] || die "$LLAMA_BIN/$t is missing; run scripts/build-llama-cpp.sh first"

@@ -12,7 +12,9 @@
 #                             and its transformers-5 checkpoint
 #   scripts/setup.sh --all    also Gemma 3 270M and Qwen2.5-Coder-0.5B, and every checkpoint
 #   scripts/setup.sh --no-hf  without the Hugging Face oracle (no PyTorch venv, checkpoints or
-#                             converter outputs): what scripts/demo.sh needs
+#                             converter outputs)
+#   scripts/setup.sh --no-calibrate   without the llama.cpp-linked build of dass-gguf and the
+#                             statistics files it makes (with --no-hf: what scripts/demo.sh needs)
 #
 # Idempotent: a second run only checks the cache and takes seconds.
 set -euo pipefail
@@ -21,12 +23,14 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 
 models=(smollm2)
 hf=1
+calibrate=1
 for a in "$@"; do
     case "$a" in
         --all) models=(smollm2 gemma3 qwen2.5) ;;
         --no-hf) hf=0 ;;
-        -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
-        *) echo "setup: ERROR: unknown argument '$a' (--all, --no-hf)" >&2; exit 2 ;;
+        --no-calibrate) calibrate=0 ;;
+        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+        *) echo "setup: ERROR: unknown argument '$a' (--all, --no-hf, --no-calibrate)" >&2; exit 2 ;;
     esac
 done
 
@@ -46,14 +50,19 @@ bash "$HERE/python-env.sh"
 step "llama.cpp tools"
 bash "$HERE/build-llama-cpp.sh"
 
-step "dass-gguf with llama.cpp linked (calibrate)"
-bash "$HERE/build-calibrate.sh" >/dev/null
+stats_flag=()
+if [ "$calibrate" -eq 1 ]; then
+    step "dass-gguf with llama.cpp linked (calibrate)"
+    bash "$HERE/build-calibrate.sh" >/dev/null
+else
+    stats_flag=(--no-stats)
+fi
 
 step "models and text (${models[*]})"
 bash "$HERE/fetch-models.sh" "${models[@]}"
 
 step "dense copies, imatrices and calibrate statistics (${models[*]})"
-bash "$HERE/make-real-files.sh" "${models[@]}"
+bash "$HERE/make-real-files.sh" "${stats_flag[@]}" "${models[@]}"
 
 if [ "$hf" -eq 0 ]; then
     echo "setup: done in $((SECONDS - t0)) s (Hugging Face oracle skipped); cache: $DASS_CACHE"
