@@ -26,22 +26,9 @@ mkdir -p "$work"
 tool_copy "$work"
 BIN="$work/dass-gguf"
 
-mb() { awk -v b="$(stat -c %s "$1")" 'BEGIN { printf "%.1f", b / 1e6 }'; }
-quant() { # in imatrix type out
-    "$LLAMA_BIN/llama-quantize" --imatrix "$2" "$1" "$4" "$3" >"$work/quantize.log" 2>&1 ||
-        { tail -5 "$work/quantize.log" >&2; echo "channels-table: llama-quantize $3 failed on $1" >&2; exit 1; }
-}
-
 echo "### $model ($file): dense and plain quantization"
 echo
-echo "| model | size (MB) | PPL |"
-echo "|---|---|---|"
-echo "| dense $file | $(mb "$src") | $(ppl "$src") |"
-for q in Q4_K_M Q3_K_M Q3_K_S Q2_K; do
-    quant "$src" "$imatrix" "$q" "$work/dense.$q.gguf"
-    echo "| dense → $q | $(mb "$work/dense.$q.gguf") | $(ppl "$work/dense.$q.gguf") |"
-    rm -f "$work/dense.$q.gguf"
-done
+dense_table "$src" "$file" "$imatrix"
 echo
 echo "### $model: channels removed (uniform width), perplexity by channel score"
 echo

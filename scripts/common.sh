@@ -40,3 +40,26 @@ parse_models() {
         esac
     done
 }
+
+# Size of file $1 in MB (10^6 bytes), one decimal.
+mb() { awk -v b="$(stat -c %s "$1")" 'BEGIN { printf "%.1f", b / 1e6 }'; }
+
+# llama-quantize IN with IMATRIX to TYPE into OUT ($1..$4); its log goes to $work/quantize.log.
+quant() {
+    "$LLAMA_BIN/llama-quantize" --imatrix "$2" "$1" "$4" "$3" >"$work/quantize.log" 2>&1 ||
+        { tail -5 "$work/quantize.log" >&2; echo "error: llama-quantize $3 failed on $1" >&2; exit 1; }
+}
+
+# The Markdown table of model $1 (file name $2 for the caption), dense and quantized with
+# imatrix $3 to Q4_K_M, Q3_K_M, Q3_K_S and Q2_K: size and perplexity. Uses $work.
+dense_table() {
+    local src="$1" name="$2" imatrix="$3" q
+    echo "| model | size (MB) | PPL |"
+    echo "|---|---|---|"
+    echo "| dense $name | $(mb "$src") | $(ppl "$src") |"
+    for q in Q4_K_M Q3_K_M Q3_K_S Q2_K; do
+        quant "$src" "$imatrix" "$q" "$work/dense.$q.gguf"
+        echo "| dense → $q | $(mb "$work/dense.$q.gguf") | $(ppl "$work/dense.$q.gguf") |"
+        rm -f "$work/dense.$q.gguf"
+    done
+}

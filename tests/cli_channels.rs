@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use common::{dass, fixture};
-use dass_gguf::gguf::{GgufFile, GgufLayout, GgufWriter, TensorSpec};
+use dass_gguf::gguf::{GgufFile, TensorSpec};
 use dass_gguf::imatrix::Imatrix;
 
 const SCORES: [&str; 5] = ["energy", "activation", "dass", "weight", "random"];
@@ -473,22 +473,7 @@ fn an_existing_cut_imatrix_needs_force() {
 
 /// A copy of the llama fixture with `edit` applied to its tensor list (name, spec, bytes).
 fn edited_llama(path: &Path, edit: impl Fn(&mut Vec<(TensorSpec, Vec<u8>)>)) {
-    let f = GgufFile::open(&model("convert-llama")).unwrap();
-    let h = f.header();
-    let mut tensors: Vec<(TensorSpec, Vec<u8>)> = (0..h.tensors.len())
-        .map(|i| (TensorSpec::from(&h.tensors[i]), f.tensor_data(i).to_vec()))
-        .collect();
-    edit(&mut tensors);
-    let layout = GgufLayout::new(
-        h.metadata.clone(),
-        tensors.iter().map(|(s, _)| s.clone()).collect(),
-    )
-    .unwrap();
-    let mut w = GgufWriter::create(path, layout, &[], false).unwrap();
-    for (_, bytes) in &tensors {
-        w.write_tensor(bytes).unwrap();
-    }
-    w.commit().unwrap();
+    common::edited_gguf(&model("convert-llama"), path, edit);
 }
 
 #[test]

@@ -342,22 +342,7 @@ fn the_cut_imatrix_of_a_statistics_file_is_a_standard_imatrix() {
 
 /// A copy of the statistics fixture with `edit` applied to its tensors (name, spec, bytes).
 fn edited_stats(path: &Path, edit: impl Fn(&mut Vec<(TensorSpec, Vec<u8>)>)) {
-    let f = GgufFile::open(&stats()).unwrap();
-    let h = f.header();
-    let mut tensors: Vec<(TensorSpec, Vec<u8>)> = (0..h.tensors.len())
-        .map(|i| (TensorSpec::from(&h.tensors[i]), f.tensor_data(i).to_vec()))
-        .collect();
-    edit(&mut tensors);
-    let layout = GgufLayout::new(
-        h.metadata.clone(),
-        tensors.iter().map(|(s, _)| s.clone()).collect(),
-    )
-    .unwrap();
-    let mut w = GgufWriter::create(path, layout, &[], false).unwrap();
-    for (_, bytes) in &tensors {
-        w.write_tensor(bytes).unwrap();
-    }
-    w.commit().unwrap();
+    common::edited_gguf(&stats(), path, edit);
 }
 
 #[test]

@@ -57,6 +57,20 @@ fn f32_tensor(name: String, dims: &[u64]) -> TensorSpec {
     }
 }
 
+/// A weight's `in_sum2` and `counts`, as an imatrix stores them.
+fn imatrix_pair<'a>(name: &str, m: &'a InputMoments) -> [Planned<'a>; 2] {
+    [
+        Planned {
+            spec: f32_tensor(format!("{name}.in_sum2"), &[m.width() as u64, 1]),
+            data: Data::Sum2(m),
+        },
+        Planned {
+            spec: f32_tensor(format!("{name}.counts"), &[1, 1]),
+            data: Data::Counts(m),
+        },
+    ]
+}
+
 fn write(
     target: &Path,
     inputs: &[&Path],
@@ -91,14 +105,7 @@ pub fn write_stats(
     let mut tensors = Vec::new();
     for (name, m) in entries {
         let n = m.width() as u64;
-        tensors.push(Planned {
-            spec: f32_tensor(format!("{name}.in_sum2"), &[n, 1]),
-            data: Data::Sum2(m),
-        });
-        tensors.push(Planned {
-            spec: f32_tensor(format!("{name}.counts"), &[1, 1]),
-            data: Data::Counts(m),
-        });
+        tensors.extend(imatrix_pair(name, m));
         tensors.push(Planned {
             spec: f32_tensor(format!("{name}.in_sum"), &[n, 1]),
             data: Data::Sum(m),
@@ -128,17 +135,10 @@ pub fn write_imatrix(
     kv.add_u32("imatrix.chunk_size", header.chunk_size);
     let mut sorted: Vec<&(String, InputMoments)> = entries.iter().collect();
     sorted.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-    let mut tensors = Vec::new();
-    for (name, m) in sorted {
-        tensors.push(Planned {
-            spec: f32_tensor(format!("{name}.in_sum2"), &[m.width() as u64, 1]),
-            data: Data::Sum2(m),
-        });
-        tensors.push(Planned {
-            spec: f32_tensor(format!("{name}.counts"), &[1, 1]),
-            data: Data::Counts(m),
-        });
-    }
+    let tensors = sorted
+        .into_iter()
+        .flat_map(|(name, m)| imatrix_pair(name, m))
+        .collect();
     write(target, inputs, kv, tensors, overwrite)
 }
 

@@ -129,3 +129,29 @@ pub fn assert_verifies(out: &Path, input: &Path) {
         String::from_utf8_lossy(&res.stderr)
     );
 }
+
+/// Writes to `path` a copy of the GGUF file `src` with `edit` applied to its tensor list (spec
+/// and bytes of each tensor, in order); the metadata is kept.
+pub fn edited_gguf(
+    src: &Path,
+    path: &Path,
+    edit: impl Fn(&mut Vec<(dass_gguf::gguf::TensorSpec, Vec<u8>)>),
+) {
+    use dass_gguf::gguf::{GgufFile, GgufLayout, GgufWriter, TensorSpec};
+    let f = GgufFile::open(src).unwrap();
+    let h = f.header();
+    let mut tensors: Vec<(TensorSpec, Vec<u8>)> = (0..h.tensors.len())
+        .map(|i| (TensorSpec::from(&h.tensors[i]), f.tensor_data(i).to_vec()))
+        .collect();
+    edit(&mut tensors);
+    let layout = GgufLayout::new(
+        h.metadata.clone(),
+        tensors.iter().map(|(s, _)| s.clone()).collect(),
+    )
+    .unwrap();
+    let mut w = GgufWriter::create(path, layout, &[], false).unwrap();
+    for (_, bytes) in &tensors {
+        w.write_tensor(bytes).unwrap();
+    }
+    w.commit().unwrap();
+}
