@@ -12,7 +12,7 @@ use crate::gguf::TensorInfo;
 use crate::second_moment::InputMoments;
 
 /// The inputs whose whole `Σ x xᵀ` is kept, chosen from the model's tensor names.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct OuterPlan {
     /// Weight name and input width, in the model's tensor order.
     pub weights: Vec<(String, usize)>,
@@ -31,25 +31,15 @@ impl OuterPlan {
             )));
         }
         let has = |name: &str| tensors.iter().any(|t| t.name == name);
-        let mut chosen: Vec<String> = Vec::new();
-        for t in tensors {
-            let Some((block, role)) = block_role(&t.name) else {
-                continue;
-            };
-            let keep = match role {
-                "ffn_down" => true,
-                "ffn_gate" => true,
-                "ffn_up" => !has(&format!("blk.{block}.ffn_gate.weight")),
-                "attn_q" | "attn_qkv" | "attn_output" => attention,
-                _ => false,
-            };
-            if keep {
-                chosen.push(t.name.clone());
-            }
-        }
+        let keeps = |t: &TensorInfo| match block_role(&t.name) {
+            Some((_, "ffn_down" | "ffn_gate")) => true,
+            Some((block, "ffn_up")) => !has(&format!("blk.{block}.ffn_gate.weight")),
+            Some((_, "attn_q" | "attn_qkv" | "attn_output")) => attention,
+            _ => false,
+        };
         let weights = tensors
             .iter()
-            .filter(|t| chosen.contains(&t.name))
+            .filter(|t| keeps(t))
             .map(|t| {
                 (
                     t.name.clone(),
@@ -84,7 +74,7 @@ fn block_role(name: &str) -> Option<(&str, &str)> {
 }
 
 /// The moments of every weight's input seen so far.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Collector {
     plan: OuterPlan,
     index: HashMap<String, usize>,

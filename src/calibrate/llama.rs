@@ -258,18 +258,9 @@ impl LlamaContext<'_, '_> {
         Ok(())
     }
 
-    /// The collector, with everything the chunks added.
-    pub fn into_collector(self) -> Collector {
-        let mut this = std::mem::ManuallyDrop::new(self);
-        // SAFETY: the context and batch are freed here, once; the state is moved out and the
-        // rest of `this` is never dropped.
-        unsafe {
-            sys::llama_batch_free(this.batch);
-            sys::llama_free(this.ptr);
-            let state = std::ptr::read(&this.state);
-            std::ptr::drop_in_place(&mut this._model);
-            state.collector
-        }
+    /// The collector, with everything the chunks added (the context is freed on drop).
+    pub fn into_collector(mut self) -> Collector {
+        std::mem::take(&mut self.state.collector)
     }
 }
 
