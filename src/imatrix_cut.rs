@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use crate::channels::ChannelPlan;
 use crate::error::{Error, Result};
 use crate::ggml_type::GgmlType;
+use crate::gguf::split::TensorRef;
 use crate::gguf::{GgufLayout, GgufModel, GgufWriter, MetadataEntry, TensorSpec, Value, ValueType};
 use crate::imatrix::ImatrixFormat;
 use crate::output_file::write_whole;
@@ -99,15 +100,31 @@ fn write_gguf(
         cuts.push(kept);
     }
     let layout = GgufLayout::new(im.metadata().to_vec(), specs)?;
+    let chosen = im
+        .tensors()
+        .zip(cuts)
+        .map(|((r, t), kept)| (r, t.row_len() as usize, kept));
+    write_cut(&im, layout, chosen, out, inputs, overwrite)
+}
+
+/// Writes `layout` to `out`, each tensor's data taken from `im` and, where a kept list is
+/// given, every row (of `row_len` f32) cut to those columns.
+fn write_cut<'a>(
+    im: &GgufModel,
+    layout: GgufLayout,
+    chosen: impl IntoIterator<Item = (TensorRef, usize, Option<&'a [u32]>)>,
+    out: &Path,
+    inputs: &[&Path],
+    overwrite: bool,
+) -> Result<()> {
     let mut writer = GgufWriter::create(out, layout, inputs, overwrite)?;
-    for ((r, t), kept) in im.tensors().zip(cuts) {
+    for (r, row_len, kept) in chosen {
         let data = im.tensor_data(r);
         match kept {
             None => writer.write_tensor(data)?,
             Some(kept) => {
-                let row = t.row_len() as usize * 4;
                 let cut: Vec<u8> = data
-                    .chunks(row)
+                    .chunks(row_len * 4)
                     .flat_map(|values| gather_f32(values, kept))
                     .collect();
                 writer.write_tensor(&cut)?;
@@ -115,6 +132,27 @@ fn write_gguf(
         }
     }
     writer.commit()
+}
+
+/// The metadata of a standard imatrix GGUF, as llama-imatrix writes it: `general.type =
+/// imatrix`, `imatrix.datasets`, `imatrix.chunk_count`, `imatrix.chunk_size`.
+pub fn standard_header<S: AsRef<str>>(
+    datasets: &[S],
+    chunk_count: u32,
+    chunk_size: u32,
+) -> Result<Vec<MetadataEntry>> {
+    Ok(vec![
+        MetadataEntry::new("general.type", &Value::string("imatrix"))?,
+        MetadataEntry::new(
+            "imatrix.datasets",
+            &Value::Array(
+                ValueType::String,
+                datasets.iter().map(|d| Value::string(d.as_ref())).collect(),
+            ),
+        )?,
+        MetadataEntry::new("imatrix.chunk_count", &Value::U32(chunk_count))?,
+        MetadataEntry::new("imatrix.chunk_size", &Value::U32(chunk_size))?,
+    ])
 }
 
 /// The `in_sum2` and `counts` of a statistics file as a standard imatrix GGUF, the `ffn_down`
@@ -135,24 +173,11 @@ fn write_from_stats(
             .ok_or_else(|| Error::MissingKey(format!("{key} (in {})", input.display())))
     };
     let datasets = required("dass.stats.datasets")?.as_string_array()?;
-    let metadata = vec![
-        MetadataEntry::new("general.type", &Value::string("imatrix"))?,
-        MetadataEntry::new(
-            "imatrix.datasets",
-            &Value::Array(
-                ValueType::String,
-                datasets.iter().map(|d| Value::string(d)).collect(),
-            ),
-        )?,
-        MetadataEntry::new(
-            "imatrix.chunk_count",
-            &Value::U32(required("dass.stats.chunk_count")?.as_u32()?),
-        )?,
-        MetadataEntry::new(
-            "imatrix.chunk_size",
-            &Value::U32(required("dass.stats.chunk_size")?.as_u32()?),
-        )?,
-    ];
+    let metadata = standard_header(
+        &datasets,
+        required("dass.stats.chunk_count")?.as_u32()?,
+        required("dass.stats.chunk_size")?.as_u32()?,
+    )?;
     let mut specs = Vec::new();
     let mut chosen = Vec::new();
     for (r, t) in stats.tensors() {
@@ -171,21 +196,7 @@ fn write_from_stats(
         chosen.push((r, t.row_len() as usize, kept));
     }
     let layout = GgufLayout::new(metadata, specs)?;
-    let mut writer = GgufWriter::create(out, layout, inputs, overwrite)?;
-    for (r, row_len, kept) in chosen {
-        let data = stats.tensor_data(r);
-        match kept {
-            None => writer.write_tensor(data)?,
-            Some(kept) => {
-                let cut: Vec<u8> = data
-                    .chunks(row_len * 4)
-                    .flat_map(|values| gather_f32(values, kept))
-                    .collect();
-                writer.write_tensor(&cut)?;
-            }
-        }
-    }
-    writer.commit()
+    write_cut(&stats, layout, chosen, out, inputs, overwrite)
 }
 
 fn write_dat(

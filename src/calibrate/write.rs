@@ -6,8 +6,9 @@ use std::path::Path;
 
 use crate::error::Result;
 use crate::ggml_type::GgmlType;
-use crate::gguf::{GgufLayout, GgufWriter, TensorSpec};
+use crate::gguf::{GgufLayout, GgufWriter, MetadataEntry, TensorSpec};
 use crate::hf::kv::KvList;
+use crate::imatrix_cut::standard_header;
 use crate::second_moment::InputMoments;
 
 /// The version of docs/stats.md this writes.
@@ -74,12 +75,12 @@ fn imatrix_pair<'a>(name: &str, m: &'a InputMoments) -> [Planned<'a>; 2] {
 fn write(
     target: &Path,
     inputs: &[&Path],
-    kv: KvList,
+    metadata: Vec<MetadataEntry>,
     tensors: Vec<Planned<'_>>,
     overwrite: bool,
 ) -> Result<()> {
     let specs = tensors.iter().map(|t| t.spec.clone()).collect();
-    let layout = GgufLayout::new(kv.into_entries()?, specs)?;
+    let layout = GgufLayout::new(metadata, specs)?;
     let mut w = GgufWriter::create(target, layout, inputs, overwrite)?;
     for t in &tensors {
         w.write_tensor(&t.data.bytes())?;
@@ -117,7 +118,7 @@ pub fn write_stats(
             });
         }
     }
-    write(target, inputs, kv, tensors, overwrite)
+    write(target, inputs, kv.into_entries()?, tensors, overwrite)
 }
 
 /// Writes `in_sum2` and `counts` of `entries` as a standard GGUF imatrix.
@@ -128,18 +129,14 @@ pub fn write_imatrix(
     entries: &[(String, InputMoments)],
     overwrite: bool,
 ) -> Result<()> {
-    let mut kv = KvList::new();
-    kv.add_str("general.type", "imatrix");
-    kv.add_str_array("imatrix.datasets", &header.datasets);
-    kv.add_u32("imatrix.chunk_count", header.chunk_count);
-    kv.add_u32("imatrix.chunk_size", header.chunk_size);
+    let metadata = standard_header(&header.datasets, header.chunk_count, header.chunk_size)?;
     let mut sorted: Vec<&(String, InputMoments)> = entries.iter().collect();
     sorted.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
     let tensors = sorted
         .into_iter()
         .flat_map(|(name, m)| imatrix_pair(name, m))
         .collect();
-    write(target, inputs, kv, tensors, overwrite)
+    write(target, inputs, metadata, tensors, overwrite)
 }
 
 #[cfg(test)]
